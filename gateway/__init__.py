@@ -1,0 +1,1 @@
+"""asyncio I/O around the sans-I/O core: WebSocket server, sessions, channels, stores."""
