@@ -1,0 +1,36 @@
+"""Events a session hands to the I/O layer. Small, frozen, slotted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crypto.errors import CloseCode
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeComplete:
+    suite: str
+    key_id: bytes  # the gateway key that was authenticated
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationData:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdated:
+    """Both directions moved to ``epoch``; earlier keys are erased."""
+
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFailed:
+    """The peer broke the protocol; close the connection with ``code``."""
+
+    code: CloseCode
+    reason: str
+
+
+Event = HandshakeComplete | ApplicationData | KeyUpdated | SessionFailed
