@@ -59,12 +59,12 @@ class WrongPassphrase(KeyStoreError):
 class SoftKeyStore(KeyStore):
     """Master keys in scrypt-protected files. Create with :meth:`create` or :meth:`open`."""
 
-    def __init__(self, directory: Path, kek: bytes) -> None:
+    def __init__(self, directory: Path, kek: bytes, *, create: bool = False) -> None:
         self._dir = Path(directory)
         self._kek = ChaCha20Poly1305(kek)
         self._lock = threading.Lock()
         self._keys: dict[tuple[MasterKind, int], bytes] = {}
-        self._load()
+        self._load(create)
 
     @classmethod
     def create(
@@ -77,10 +77,7 @@ class SoftKeyStore(KeyStore):
             raise KeyStoreError(f"a key store already exists in {directory}")
         meta = {"format": 1, "salt": secrets.token_hex(16), "n": scrypt_n, "r": 8, "p": 1}
         atomic_write(meta_path, json.dumps(meta).encode())
-        store = cls(directory, _kek(passphrase, meta))
-        for kind in MasterKind:
-            store.rotate_master(kind)
-        return store
+        return cls(directory, _kek(passphrase, meta), create=True)
 
     @classmethod
     def open(cls, directory: Path, passphrase: bytes) -> SoftKeyStore:
@@ -91,7 +88,7 @@ class SoftKeyStore(KeyStore):
             raise KeyStoreError(f"no readable key store in {directory}") from exc
         return cls(Path(directory), _kek(passphrase, meta))
 
-    def _load(self) -> None:
+    def _load(self, create: bool) -> None:
         for path in sorted(self._dir.iterdir()):
             m = _FILE_RE.match(path.name)
             if m is None:
@@ -113,7 +110,9 @@ class SoftKeyStore(KeyStore):
             self._keys[(MasterKind(m.group(1)), int(m.group(2)))] = key
         for kind in MasterKind:
             if self._active(kind) is None:
-                raise KeyNotFound(f"no {kind.value} master key in {self._dir}")
+                if not create:
+                    raise KeyNotFound(f"no {kind.value} master key in {self._dir}")
+                self.rotate_master(kind)
 
     def _active(self, kind: MasterKind) -> int | None:
         versions = [v for (k, v) in self._keys if k is kind]
