@@ -1,4 +1,9 @@
-"""`plexigate` command line: discovers subcommands in gateway.commands."""
+"""`plexigate` command line.
+
+Subcommands are discovered in ``gateway.commands``, ``clients.commands`` and
+``loadtest.commands``: each module there defines ``register(subparsers)``. This module is
+the only one that sees all layers, so the layers keep their one-way imports.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,12 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from gateway import commands
+COMMAND_PACKAGES = (
+    "gateway.commands",
+    "clients.commands",
+    "loadtest.commands",
+    "plexigate.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,8 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING, ERROR)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+    # Import every module first, so hooks (e.g. keys.EXTRA) are in place before
+    # any register() runs.
+    modules = []
+    for package_name in COMMAND_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            modules.append(importlib.import_module(f"{package_name}.{info.name}"))
+    for module in modules:
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
@@ -37,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if logging.getLogger().level > logging.DEBUG:
+        # websockets logs every open/close at INFO; ours are the lines operators need.
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -1,0 +1,82 @@
+"""`plexigate serve`: run the gateway."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from crypto.suite import Level, SuitePolicy
+from gateway.auth import TokenVerifier
+from gateway.config import GatewayConfig, GatewayLimits
+from gateway.keyfiles import KeyFileError, init_keys, load_auth_secret, load_credentials
+from gateway.server import Gateway, install_uvloop
+
+log = logging.getLogger("plexigate.serve")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument(
+        "--keys",
+        default=".plexigate/keys",
+        help="keys directory (created with development keys if missing)",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument(
+        "--suites",
+        default="XWING_CHACHA20POLY1305_SHA256,"
+        "MLKEM1024X25519_CHACHA20POLY1305_SHA256,XWING_AES256GCM_SHA256,"
+        "MLKEM1024X25519_AES256GCM_SHA256",
+        help="comma-separated suite names, most preferred first",
+    )
+    p.add_argument("--min-level", choices=[lv.name.lower() for lv in Level], default="standard")
+    p.add_argument("--handshake-timeout", type=float, default=GatewayLimits.handshake_timeout_s)
+    p.add_argument("--max-frame", type=int, default=GatewayLimits.max_frame_bytes)
+    p.add_argument("--outbound-queue", type=int, default=GatewayLimits.outbound_queue)
+    p.add_argument("--no-uvloop", action="store_true")
+    p.set_defaults(func=run)
+
+
+def build_gateway(args: argparse.Namespace) -> Gateway:
+    keys = Path(args.keys)
+    if not (keys / "root.key").exists() and not (keys / "root.pub").exists():
+        log.warning("no keys in %s: creating development keys", keys)
+        init_keys(keys)
+    policy = SuitePolicy.from_names(args.suites.split(","), Level[args.min_level.upper()])
+    limits = GatewayLimits(
+        handshake_timeout_s=args.handshake_timeout,
+        max_frame_bytes=args.max_frame,
+        outbound_queue=args.outbound_queue,
+    )
+    config = GatewayConfig(host=args.host, port=args.port, policy=policy, limits=limits)
+    verifier = TokenVerifier(hs256_secrets=(load_auth_secret(keys),))
+    return Gateway(config, load_credentials(keys), verifier)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    try:
+        gateway = build_gateway(args)
+    except (KeyFileError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    await gateway.start()
+    # One machine-readable line, so scripts and tests can find the port.
+    print(f"plexigate listening on {gateway.url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await gateway.close()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.no_uvloop:
+        install_uvloop()
+    return asyncio.run(_serve(args))

@@ -1,0 +1,269 @@
+"""One WebSocket <-> one ServerSession. The only place that writes to the socket.
+
+Reads feed the session; everything the session emits goes through one bounded outbound
+queue drained by one writer task, so a slow reader can never grow the gateway's memory
+past ``outbound_queue`` records: it is closed with SLOW_CONSUMER instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from crypto.errors import CloseCode
+from crypto.events import ApplicationData, HandshakeComplete, KeyUpdated, SessionFailed
+from crypto.session import ServerSession, State
+from gateway.auth import Action, AuthError, Principal
+from gateway.ops import OpError, Request, encode, parse_request
+from gateway.ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from gateway.server import Gateway
+
+log = logging.getLogger("plexigate.connection")
+
+
+class Connection:
+    def __init__(self, ws: ServerConnection, gateway: Gateway) -> None:
+        self.ws = ws
+        self.gw = gateway
+        self.session = ServerSession(gateway.session_config)
+        self.principal: Principal | None = None
+        self.user = "-"
+        self.channels: set[str] = set()
+        self.closing = False
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._close: tuple[int, str] = (CloseCode.NORMAL, "")
+        limits = gateway.config.limits
+        self._bucket = TokenBucket(limits.publish_rate_per_s, limits.publish_burst)
+        try:
+            host, port = ws.remote_address[:2]
+            self.peer = f"{host}:{port}"
+        except (TypeError, ValueError):
+            self.peer = "?"
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._writer())
+        limits = self.gw.config.limits
+        try:
+            try:
+                async with asyncio.timeout(limits.handshake_timeout_s):
+                    while self.principal is None and not self.closing:
+                        self._feed(await self.ws.recv())
+            except TimeoutError:
+                self.gw.metrics.count("handshake_timeout")
+                self.fail(CloseCode.HANDSHAKE_TIMEOUT, "handshake timeout")
+            while not self.closing:
+                try:
+                    async with asyncio.timeout(limits.idle_timeout_s):
+                        frame = await self.ws.recv()
+                except TimeoutError:
+                    self.fail(CloseCode.IDLE_TIMEOUT, "idle timeout")
+                    break
+                self._feed(frame)
+        except ConnectionClosed as exc:
+            rcvd = exc.rcvd
+            if rcvd is not None and rcvd.code not in (1000, 1001):
+                log.info("peer %s user %s closed with %d", self.peer, self.user, rcvd.code)
+            sent = exc.sent
+            if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
+                log.info("closing %s: code=1009 reason=frame too large", self.peer)
+                self.gw.metrics.count("close_1009")
+        finally:
+            self.closing = True
+            self._queue.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer, self.gw.close_timeout_s + 1)
+            if not writer.done():
+                writer.cancel()
+                self.ws.transport.abort()
+            self.gw.forget(self)
+
+    async def _writer(self) -> None:
+        ws = self.ws
+        try:
+            while True:
+                frame = await self._queue.get()
+                if frame is None:
+                    break
+                await ws.send(frame)
+            code, reason = self._close
+            await asyncio.wait_for(ws.close(code, reason), self.gw.close_timeout_s)
+        except (ConnectionClosed, TimeoutError):
+            pass
+        except Exception:
+            log.exception("writer for %s failed", self.peer)
+            self.ws.transport.abort()
+
+    def fail(self, code: int, reason: str) -> None:
+        """Close the connection with ``code``; logged once, never with secrets."""
+        if self.closing:
+            return
+        self.closing = True
+        log.info("closing %s user %s: code=%d reason=%s", self.peer, self.user, code, reason)
+        self.gw.metrics.count(f"close_{int(code)}")
+        self._close = (int(code), reason)
+        self._queue.put_nowait(None)
+
+    # -- input -----------------------------------------------------------------------
+    def _feed(self, frame: str | bytes) -> None:
+        if self.closing:
+            return
+        if isinstance(frame, str):
+            self.fail(CloseCode.UNSUPPORTED_DATA, "text frame where binary was due")
+            return
+        self.session.receive_data(frame)
+        self._flush()
+        for event in self.session.events_received():
+            if isinstance(event, ApplicationData):
+                self._on_request(event.data)
+            elif isinstance(event, SessionFailed):
+                self.gw.metrics.count("session_failed")
+                self.fail(event.code, event.reason)
+                return
+            elif isinstance(event, HandshakeComplete):
+                self.gw.metrics.count("handshakes")
+            elif isinstance(event, KeyUpdated):
+                self.gw.metrics.count("rekeys")
+                log.debug("session %s rekeyed to epoch %d", self.peer, event.epoch)
+            if self.closing:
+                return
+
+    def _flush(self) -> None:
+        for data in self.session.data_to_send():
+            self._enqueue(data)
+
+    def _enqueue(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self._queue.qsize() >= self.gw.config.limits.outbound_queue:
+            # Drop what is queued: the reader is too slow, and memory must stay bounded.
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self.fail(CloseCode.SLOW_CONSUMER, "slow consumer")
+            return
+        self._queue.put_nowait(data)
+
+    # -- output ----------------------------------------------------------------------
+    def deliver(self, payload: bytes) -> None:
+        """Seal one application payload for this session and queue it."""
+        if self.closing or self.session.state is not State.ESTABLISHED:
+            return
+        self.session.send(payload)
+        self._flush()
+        for event in self.session.events_received():
+            if isinstance(event, SessionFailed):
+                self.fail(event.code, event.reason)
+
+    def _reply(self, obj: dict[str, object]) -> None:
+        self.deliver(encode(obj))
+
+    # -- application requests ----------------------------------------------------------
+    def _on_request(self, data: bytes) -> None:
+        limits = self.gw.config.limits
+        try:
+            req = parse_request(data, limits.max_body_bytes)
+        except OpError as exc:
+            self._op_error(exc)
+            return
+        if self.principal is None:
+            if req.op != "auth":
+                self.fail(CloseCode.AUTH_REQUIRED, "request before authentication")
+                return
+            self._auth(req)
+            return
+        if self.principal.expires_at < time.time():
+            self.fail(CloseCode.TOKEN_EXPIRED, "token expired")
+            return
+        try:
+            if req.op == "auth":
+                raise OpError("already_authenticated", "already authenticated", req.id)
+            handler = getattr(self, f"_op_{req.op}")
+            handler(req)
+        except OpError as exc:
+            exc.request_id = req.id
+            self._op_error(exc)
+
+    def _op_error(self, exc: OpError) -> None:
+        log.info("request error from %s user %s: %s", self.peer, self.user, exc.code)
+        self.gw.metrics.count(f"op_error_{exc.code}")
+        self._reply({"op": "error", "id": exc.request_id, "code": exc.code, "message": exc.message})
+
+    def _auth(self, req: Request) -> None:
+        assert req.token is not None
+        try:
+            principal = self.gw.verifier.verify(req.token)
+        except AuthError as exc:
+            self.gw.metrics.count("auth_failed")
+            self.fail(exc.close_code, exc.reason)
+            return
+        if not self.gw.admit(principal.user, self):
+            self.fail(CloseCode.TOO_MANY_CONNECTIONS, "too many connections for user")
+            return
+        self.principal = principal
+        self.user = principal.user
+        log.info(
+            "session %s authenticated as %s (%s)",
+            self.peer,
+            self.user,
+            self.session.suite.name if self.session.suite else "?",
+        )
+        self._reply(
+            {"op": "auth_ok", "id": req.id, "user": principal.user, "expires": principal.expires_at}
+        )
+
+    def _require(self, channel: str, action: Action, rid: int | None) -> None:
+        assert self.principal is not None
+        if not self.principal.can(channel, action):
+            raise OpError("forbidden", f"no {action.value} permission for this channel", rid)
+
+    def _op_join(self, req: Request) -> None:
+        assert req.channel is not None
+        self._require(req.channel, Action.SUBSCRIBE, req.id)
+        if req.channel not in self.channels:
+            if len(self.channels) >= self.gw.config.limits.max_channels_per_connection:
+                raise OpError("too_many_channels", "channel limit reached", req.id)
+            self.channels.add(req.channel)
+            self.gw.hub.join(self, req.channel)
+        self._reply({"op": "ok", "id": req.id, "channel": req.channel})
+
+    def _op_leave(self, req: Request) -> None:
+        assert req.channel is not None
+        if req.channel in self.channels:
+            self.channels.discard(req.channel)
+            self.gw.hub.leave(self, req.channel)
+        self._reply({"op": "ok", "id": req.id, "channel": req.channel})
+
+    def _op_publish(self, req: Request) -> None:
+        assert req.channel is not None and req.body is not None
+        self._require(req.channel, Action.PUBLISH, req.id)
+        if not self._bucket.take(time.monotonic()):
+            raise OpError("rate_limited", "publish rate exceeded", req.id)
+        d = self.gw.hub.publish(self, req.channel, req.body)
+        self.gw.metrics.count("published")
+        self._reply({"op": "ack", "id": req.id, "mid": d.mid, "ts": d.ts, "delivered": d.delivered})
+
+    def _op_history(self, req: Request) -> None:
+        assert req.channel is not None
+        self._require(req.channel, Action.HISTORY, req.id)
+        limit = min(
+            req.limit if req.limit is not None else 50, self.gw.config.limits.history_per_channel
+        )
+        head = encode({"op": "history", "id": req.id, "channel": req.channel})
+        messages = b",".join(self.gw.hub.history(req.channel, limit))
+        self.deliver(head[:-1] + b',"messages":[' + messages + b"]}")
+
+    def _op_ping(self, req: Request) -> None:
+        self._reply({"op": "pong", "id": req.id})
+
+    def leave_all(self) -> None:
+        for channel in self.channels:
+            self.gw.hub.leave(self, channel)
+        self.channels.clear()

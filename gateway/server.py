@@ -1,0 +1,105 @@
+"""The gateway: a websockets asyncio server whose handler runs one Connection each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from crypto.handshake import GatewayCredential
+from crypto.kem import KemId
+from crypto.session import ServerConfig
+from gateway.auth import TokenVerifier
+from gateway.channels import ChannelHub
+from gateway.config import GatewayConfig
+from gateway.connection import Connection
+from gateway.metrics import Metrics
+
+log = logging.getLogger("plexigate.server")
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        credentials: Mapping[KemId, GatewayCredential],
+        verifier: TokenVerifier,
+        hub: ChannelHub | None = None,
+    ) -> None:
+        self.config = config
+        self.session_config = ServerConfig(dict(credentials), config.policy, config.session)
+        self.verifier = verifier
+        self.hub = hub or ChannelHub(config.limits.history_per_channel)
+        self.metrics = Metrics()
+        self.close_timeout_s = 2.0
+        self._by_user: dict[str, set[Connection]] = defaultdict(set)
+        self._server: Server | None = None
+
+    # -- connections ----------------------------------------------------------------
+    async def _handler(self, ws: ServerConnection) -> None:
+        self.metrics.count("connections")
+        await Connection(ws, self).run()
+
+    def admit(self, user: str, conn: Connection) -> bool:
+        conns = self._by_user[user]
+        if len(conns) >= self.config.limits.max_connections_per_user:
+            return False
+        conns.add(conn)
+        return True
+
+    def forget(self, conn: Connection) -> None:
+        conn.leave_all()
+        conns = self._by_user.get(conn.user)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._by_user[conn.user]
+
+    @property
+    def sessions(self) -> int:
+        return sum(len(c) for c in self._by_user.values())
+
+    # -- server ---------------------------------------------------------------------
+    async def start(self) -> Server:
+        self._server = await serve(
+            self._handler,
+            self.config.host,
+            self.config.port,
+            max_size=self.config.limits.max_frame_bytes,
+            max_queue=16,
+            compression=None,  # compressing ciphertext is useless; no CRIME-style leaks
+            ping_interval=30,
+            ping_timeout=30,
+            close_timeout=self.close_timeout_s,
+            server_header=None,
+        )
+        return self._server
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        for sock in self._server.sockets:
+            return int(sock.getsockname()[1])
+        raise RuntimeError("server has no socket")
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.config.host}:{self.port}"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+def install_uvloop() -> bool:
+    """Use uvloop when installed (faster event loop); returns whether it is in use."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True

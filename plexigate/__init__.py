@@ -1,0 +1,1 @@
+"""Application entry point (`plexigate`): sits above gateway/, clients/ and loadtest/."""

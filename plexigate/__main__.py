@@ -1,0 +1,5 @@
+import sys
+
+from plexigate.cli import main
+
+sys.exit(main())
