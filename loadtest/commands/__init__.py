@@ -1,0 +1,1 @@
+"""Subcommands of `plexigate` (see plexigate/cli.py)."""
