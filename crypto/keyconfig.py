@@ -64,3 +64,22 @@ def open_keystore(config: KeyStoreConfig, audit: AuditLog | None = None) -> KeyS
     else:
         raise KeyStoreError(f"unknown key store kind {config.kind!r}")
     return AuditedKeyStore(store, audit) if audit is not None else store
+
+
+def open_audit_log(store: KeyStore, directory: Path, **kw: object) -> AuditLog:
+    """The audit log in ``directory``: ``audit.log`` (+ ``.ckpt``), ``audit.pub`` (the
+    verifying key, public) and ``audit.key`` (the signing seed, wrapped by ``store``).
+    The audit key is created on first use."""
+    from crypto.audit import AuditSigner
+    from crypto.fileio import atomic_write, private_dir
+
+    directory = private_dir(Path(directory))
+    key_path = directory / "audit.key"
+    aad = b"plexi/audit-key/v1"
+    if key_path.exists():
+        signer = AuditSigner(store.unwrap(key_path.read_bytes(), aad))
+    else:
+        signer, seed = AuditSigner.generate()
+        atomic_write(key_path, store.wrap(seed, aad))
+        atomic_write(directory / "audit.pub", signer.public_bytes(), mode=0o644)
+    return AuditLog(directory / "audit.log", signer, **kw)  # type: ignore[arg-type]
