@@ -78,3 +78,7 @@ def redis_flushed(redis_url: str) -> str:
 
 
 os.environ.setdefault("PLEXI_TEST", "1")
+
+
+# SoftHSM2 token fixture (hsm_token) for the key-store tests.
+pytest_plugins = ["hsm_fixtures"]
