@@ -15,10 +15,11 @@ from crypto.oram_integrity import BucketSealer, digest
 from gateway.stores.oram_memory import MemoryBucketStore
 
 BS = 16
+Loaded = tuple[PathOram, MemoryBucketStore, dict[int, bytes]]
 
 
 @pytest.fixture()
-def loaded() -> tuple[PathOram, MemoryBucketStore, dict[int, bytes]]:
+def loaded() -> Loaded:
     o = PathOram(OramParams(32, block_size=BS))
     store = MemoryBucketStore()
     mirror: dict[int, bytes] = {}
@@ -61,7 +62,7 @@ def _expect_detected(
         assert o.read(store, a) == data
 
 
-def test_bit_flip_in_a_deep_bucket(loaded: tuple[PathOram, MemoryBucketStore, dict[int, bytes]]) -> None:
+def test_bit_flip_in_a_deep_bucket(loaded: Loaded) -> None:
     o, store, mirror = loaded
     idx = o.params.num_buckets - 3  # a leaf bucket
 
@@ -74,7 +75,7 @@ def test_bit_flip_in_a_deep_bucket(loaded: tuple[PathOram, MemoryBucketStore, di
 
 
 def test_bit_flip_in_the_version_header(
-    loaded: tuple[PathOram, MemoryBucketStore, dict[int, bytes]],
+    loaded: Loaded,
 ) -> None:
     o, store, mirror = loaded
 
@@ -86,7 +87,7 @@ def test_bit_flip_in_the_version_header(
     _expect_detected(o, store, mirror, flip, 1)
 
 
-def test_swap_of_sibling_buckets(loaded: tuple[PathOram, MemoryBucketStore, dict[int, bytes]]) -> None:
+def test_swap_of_sibling_buckets(loaded: Loaded) -> None:
     o, store, mirror = loaded
 
     def swap() -> None:
@@ -95,7 +96,7 @@ def test_swap_of_sibling_buckets(loaded: tuple[PathOram, MemoryBucketStore, dict
     _expect_detected(o, store, mirror, swap, 3)
 
 
-def test_rollback_of_one_bucket(loaded: tuple[PathOram, MemoryBucketStore, dict[int, bytes]]) -> None:
+def test_rollback_of_one_bucket(loaded: Loaded) -> None:
     o, store, mirror = loaded
     idx = 5
     old = store.buckets[idx]
@@ -109,7 +110,7 @@ def test_rollback_of_one_bucket(loaded: tuple[PathOram, MemoryBucketStore, dict[
 
 
 def test_rollback_of_the_root_and_whole_tree(
-    loaded: tuple[PathOram, MemoryBucketStore, dict[int, bytes]],
+    loaded: Loaded,
 ) -> None:
     o, store, mirror = loaded
     old_tree = dict(store.buckets)
