@@ -43,6 +43,17 @@ class RedisBucketStore:
         prefix = self._prefix
         await self._r.mset({prefix + str(i).encode(): v for i, v in buckets.items()})
 
+    async def aclear(self) -> None:
+        """Delete every bucket of this namespace (a fresh ORAM client starts empty)."""
+        batch: list[bytes] = []
+        async for key in self._r.scan_iter(match=self._prefix + b"*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await self._r.unlink(*batch)
+                batch = []
+        if batch:
+            await self._r.unlink(*batch)
+
     async def aclose(self) -> None:
         if self._owns:
             await self._r.aclose()
