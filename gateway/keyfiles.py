@@ -25,6 +25,9 @@ ROOT_KEY = "root.key"
 ROOT_PUB = "root.pub"
 AUTH_SECRET = "auth-hs256.key"  # noqa: S105 (a file name)
 DEFAULT_VALIDITY_S = 365 * 24 * 3600
+# Clients judge certificate validity by their own clock. Backdating not_before keeps a
+# client whose clock runs behind (checklist item 8) from being refused by a fresh key.
+CERT_BACKDATE_S = 2 * 24 * 3600
 
 
 class KeyFileError(Exception):
@@ -79,7 +82,7 @@ def init_keys(directory: Path, validity_s: int = DEFAULT_VALIDITY_S, force: bool
     for kem in KEMS.values():
         key = kem.generate()
         write_secret(directory / _kem_file(kem, "key"), key.seed_bytes())
-        cert = root.certify(kem, key.public_bytes, now - 300, now + validity_s)
+        cert = root.certify(kem, key.public_bytes, now - CERT_BACKDATE_S, now + validity_s)
         write_public(directory / _kem_file(kem, "cert"), cert.to_bytes())
     write_secret(directory / AUTH_SECRET, secrets.token_bytes(32))
 

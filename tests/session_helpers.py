@@ -60,7 +60,7 @@ def deployment() -> Deployment:
         creds: dict[KemId, GatewayCredential] = {}
         for kem in KEMS.values():
             key = kem.generate()
-            cert = root.certify(kem, key.public_bytes, now - 3600, now + 10 * 86400)
+            cert = root.certify(kem, key.public_bytes, now - 2 * 86400, now + 10 * 86400)
             creds[kem.kem_id] = GatewayCredential(key, cert)
         _DEPLOYMENT = Deployment(root, root.public_bytes(), creds)
     return _DEPLOYMENT
