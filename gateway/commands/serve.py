@@ -15,6 +15,7 @@ from gateway.keyfiles import KeyFileError, init_keys, load_auth_secret, load_cre
 from gateway.server import Gateway, install_uvloop
 
 log = logging.getLogger("plexigate.serve")
+_DEFAULTS = GatewayLimits()  # slotted dataclass: read defaults from an instance
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,9 +35,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="comma-separated suite names, most preferred first",
     )
     p.add_argument("--min-level", choices=[lv.name.lower() for lv in Level], default="standard")
-    p.add_argument("--handshake-timeout", type=float, default=GatewayLimits.handshake_timeout_s)
-    p.add_argument("--max-frame", type=int, default=GatewayLimits.max_frame_bytes)
-    p.add_argument("--outbound-queue", type=int, default=GatewayLimits.outbound_queue)
+    p.add_argument("--handshake-timeout", type=float, default=_DEFAULTS.handshake_timeout_s)
+    p.add_argument("--max-frame", type=int, default=_DEFAULTS.max_frame_bytes)
+    p.add_argument("--outbound-queue", type=int, default=_DEFAULTS.outbound_queue)
+    p.add_argument(
+        "--publish-rate",
+        type=float,
+        default=_DEFAULTS.publish_rate_per_s,
+        help="per-connection publish token-bucket refill per second (load tests raise it)",
+    )
+    p.add_argument("--publish-burst", type=int, default=_DEFAULTS.publish_burst)
     p.add_argument("--no-uvloop", action="store_true")
     p.set_defaults(func=run)
 
@@ -51,6 +59,8 @@ def build_gateway(args: argparse.Namespace) -> Gateway:
         handshake_timeout_s=args.handshake_timeout,
         max_frame_bytes=args.max_frame,
         outbound_queue=args.outbound_queue,
+        publish_rate_per_s=args.publish_rate,
+        publish_burst=args.publish_burst,
     )
     config = GatewayConfig(host=args.host, port=args.port, policy=policy, limits=limits)
     verifier = TokenVerifier(hs256_secrets=(load_auth_secret(keys),))
