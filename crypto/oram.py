@@ -258,8 +258,13 @@ class PathOram:
 
     # -- the access protocol ----------------------------------------------------------
 
-    def begin_access(self, op: Op, addr: int, data: bytes | None = None) -> PathRequest:
-        if self._unacked is not None:
+    def begin_access(
+        self, op: Op, addr: int, data: bytes | None = None, *, write_ahead: bool = False
+    ) -> PathRequest:
+        """Start an access.  With ``write_ahead=True`` an unacknowledged write may still be
+        pending: the driver promises to store it before reading this path (for example in
+        the same pipeline) and to call write_done before finish_access."""
+        if self._unacked is not None and not write_ahead:
             raise OramUsageError("the previous path write was not acknowledged")
         if self._inflight is not None:
             raise OramUsageError("another access is in flight")
@@ -303,6 +308,8 @@ class PathOram:
         if inflight is None or inflight.serial != req.serial:
             raise OramUsageError("no such access in flight")
         self._inflight = None
+        if self._unacked is not None:
+            raise OramUsageError("the previous path write was not acknowledged")
         height = self._height
         if len(buckets) != height + 1:
             raise OramUsageError("storage returned a path of the wrong length")

@@ -127,7 +127,7 @@ class ChannelDirectory:
     ) -> ChannelDirectory:
         """Sealed buckets in Redis under ``{namespace}:<index>`` (wiped on first use)."""
         oram = PathOram(OramParams(capacity, block_size=block_size))
-        client = OramClient(oram, RedisBucketStore.from_url(url, namespace))
+        client = OramClient(oram, RedisBucketStore.from_url(url, namespace), write_behind=True)
         return cls(
             client,
             chunks_per_record=chunks_per_record,

@@ -77,3 +77,31 @@ async def test_redis_tampering_is_detected(redis_flushed: str) -> None:
         await client.read(5)
     assert oram.version == version
     await raw.aclose()
+
+
+async def test_write_behind_is_one_round_trip_and_correct(redis_flushed: str) -> None:
+    raw = aioredis.Redis.from_url(redis_flushed)
+    store = RedisBucketStore(raw, namespace="t4")
+    oram = PathOram(OramParams(64, block_size=BS))
+    client = OramClient(oram, store, write_behind=True)
+    mirror: dict[int, bytes] = {}
+    for i in range(300):
+        addr = i % 50
+        if i % 2:
+            data = os.urandom(BS)
+            assert await client.write(addr, data) == mirror.get(addr)
+            mirror[addr] = data
+        else:
+            assert await client.read(addr) == mirror.get(addr)
+    assert oram.unacknowledged_write is not None  # the last write is held back
+    await raw.config_resetstat()
+    await client.read(1)
+    stats = await raw.info("commandstats")
+    assert stats["cmdstat_mget"]["calls"] == 1 and stats["cmdstat_mset"]["calls"] == 1
+    await client.flush()
+    assert oram.unacknowledged_write is None
+    # a fresh driver over the same ORAM and store sees everything (nothing was lost)
+    plain = OramClient(oram, RedisBucketStore(raw, namespace="t4"))
+    for addr, data in mirror.items():
+        assert await plain.read(addr) == data
+    await raw.aclose()

@@ -43,6 +43,17 @@ class RedisBucketStore:
         prefix = self._prefix
         await self._r.mset({prefix + str(i).encode(): v for i, v in buckets.items()})
 
+    async def awrite_read_path(
+        self, buckets: Mapping[int, bytes], indices: Sequence[int]
+    ) -> list[bytes | None]:
+        """MSET then MGET in one pipeline: one round trip, the write applied first."""
+        prefix = self._prefix
+        pipe = self._r.pipeline(transaction=False)
+        pipe.mset({prefix + str(i).encode(): v for i, v in buckets.items()})
+        pipe.mget([prefix + str(i).encode() for i in indices])
+        _, values = await pipe.execute()
+        return [v if v is None or isinstance(v, bytes) else v.encode() for v in values]
+
     async def aclear(self) -> None:
         """Delete every bucket of this namespace (a fresh ORAM client starts empty)."""
         batch: list[bytes] = []
