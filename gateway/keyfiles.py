@@ -7,6 +7,13 @@ Layout of a keys directory (secret files are 0600, written atomically)::
     gateway-<kem>.key        32-byte hybrid KEM seed (or .key.wrapped: wrapped by a key store)
     gateway-<kem>.cert       certificate of the gateway key, signed by the root
     auth-hs256.key           32-byte HMAC secret for development tokens (`plexigate token`)
+
+With a key store (``init_keys(..., store=...)``, `plexigate keys init --keystore ...`) every
+secret file rests only wrapped: ``root.key.wrapped``, ``gateway-<kem>.key.wrapped`` and
+``auth-hs256.key.wrapped`` hold ``KeyStore.wrap(secret, aad=<role>)``, where the AAD binds the
+file's role (``gateway/root``, ``gateway/lt/<kem name>``, ``gateway/auth/hs256``), so a blob
+copied over another role's file does not unwrap. Loading prefers the ``.wrapped`` file and
+needs the store. Without a store the plaintext 0600 files are written: a development mode.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from pathlib import Path
 from crypto.cert import GatewayCertificate, RootKey
 from crypto.handshake import GatewayCredential
 from crypto.kem import KEMS, HybridKem, KemId
+from crypto.keystore import KeyStore, UnwrapError
 
 ROOT_KEY = "root.key"
 ROOT_PUB = "root.pub"
@@ -28,6 +36,9 @@ DEFAULT_VALIDITY_S = 365 * 24 * 3600
 # Clients judge certificate validity by their own clock. Backdating not_before keeps a
 # client whose clock runs behind (checklist item 8) from being refused by a fresh key.
 CERT_BACKDATE_S = 2 * 24 * 3600
+WRAPPED = ".wrapped"
+ROOT_AAD = b"gateway/root"
+AUTH_AAD = b"gateway/auth/hs256"
 
 
 class KeyFileError(Exception):
@@ -53,6 +64,89 @@ def write_secret(path: Path, data: bytes) -> None:
         raise
 
 
+def lt_aad(kem: HybridKem) -> bytes:
+    """AAD binding a wrapped long-term KEM seed to its role and KEM."""
+    return b"gateway/lt/" + kem.name.lower().encode()
+
+
+def _secret_roles() -> list[tuple[str, bytes, int]]:
+    """(file name, wrap AAD, size) of every secret file of a keys directory."""
+    roles = [(ROOT_KEY, ROOT_AAD, 32), (AUTH_SECRET, AUTH_AAD, 32)]
+    roles += [(_kem_file(kem, "key"), lt_aad(kem), 32) for kem in KEMS.values()]
+    return roles
+
+
+def shred(path: Path) -> None:
+    """Overwrite a file with random bytes, fsync, unlink, fsync the directory. Best effort
+    against casual recovery only: SSDs and copy-on-write or journaling file systems may keep
+    old blocks (use full-disk encryption underneath)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    with open(path, "r+b", buffering=0) as f:
+        f.write(secrets.token_bytes(max(size, 1)))
+        os.fsync(f.fileno())
+    path.unlink()
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_key(directory: Path, name: str, data: bytes, aad: bytes,
+               store: KeyStore | None) -> None:
+    if store is None:
+        write_secret(directory / name, data)
+        shred(directory / (name + WRAPPED))  # a stale wrapped file would win on load
+    else:
+        write_secret(directory / (name + WRAPPED), store.wrap(data, aad))
+        shred(directory / name)
+
+
+def _read_key(directory: Path, name: str, aad: bytes, size: int,
+              store: KeyStore | None) -> bytes:
+    wrapped = directory / (name + WRAPPED)
+    if not wrapped.exists():
+        return _read(directory / name, size)
+    if store is None:
+        raise KeyFileError(f"{wrapped} is wrapped: configure the key store (--keystore)")
+    try:
+        data = store.unwrap(_read(wrapped), aad)
+    except UnwrapError:
+        raise KeyFileError(
+            f"{wrapped} does not unwrap with this key store (other store or tampered)"
+        ) from None
+    if len(data) != size:
+        raise KeyFileError(f"{wrapped} has the wrong size")
+    return data
+
+
+def wrap_dir(directory: Path, store: KeyStore) -> list[str]:
+    """Convert a plaintext keys directory: wrap each secret file, check that the wrapped
+    file unwraps to the same bytes, then shred the plaintext. Returns the files converted."""
+    done = []
+    for name, aad, size in _secret_roles():
+        plain = directory / name
+        if not plain.exists():
+            continue
+        data = _read(plain, size)
+        wrapped = directory / (name + WRAPPED)
+        write_secret(wrapped, store.wrap(data, aad))
+        if _read_key(directory, name, aad, size, store) != data:
+            raise KeyFileError(f"{wrapped} did not unwrap to {plain}; plaintext kept")
+        shred(plain)
+        done.append(name)
+    return done
+
+
+def plaintext_secrets(directory: Path) -> list[Path]:
+    """Secret files of ``directory`` that rest in plaintext."""
+    return [directory / name for name, _aad, _size in _secret_roles()
+            if (directory / name).exists()]
+
+
 def write_public(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
@@ -69,22 +163,29 @@ def _read(path: Path, size: int | None = None) -> bytes:
     return data
 
 
-def init_keys(directory: Path, validity_s: int = DEFAULT_VALIDITY_S, force: bool = False) -> None:
-    """Make a root key, one gateway key per KEM with its certificate, and an auth secret."""
+def init_keys(
+    directory: Path,
+    validity_s: int = DEFAULT_VALIDITY_S,
+    force: bool = False,
+    store: KeyStore | None = None,
+) -> None:
+    """Make a root key, one gateway key per KEM with its certificate, and an auth secret.
+    With ``store`` the secret files are written only wrapped (see the module docstring)."""
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
-    if (directory / ROOT_KEY).exists() and not force:
+    held = (directory / ROOT_KEY).exists() or (directory / (ROOT_KEY + WRAPPED)).exists()
+    if held and not force:
         raise KeyFileError(f"{directory} already holds keys (use --force to replace them)")
     root = RootKey.generate()
-    write_secret(directory / ROOT_KEY, root.seed_bytes())
+    _write_key(directory, ROOT_KEY, root.seed_bytes(), ROOT_AAD, store)
     write_public(directory / ROOT_PUB, root.public_bytes())
     now = int(time.time())
     for kem in KEMS.values():
         key = kem.generate()
-        write_secret(directory / _kem_file(kem, "key"), key.seed_bytes())
+        _write_key(directory, _kem_file(kem, "key"), key.seed_bytes(), lt_aad(kem), store)
         cert = root.certify(kem, key.public_bytes, now - CERT_BACKDATE_S, now + validity_s)
         write_public(directory / _kem_file(kem, "cert"), cert.to_bytes())
-    write_secret(directory / AUTH_SECRET, secrets.token_bytes(32))
+    _write_key(directory, AUTH_SECRET, secrets.token_bytes(32), AUTH_AAD, store)
 
 
 def load_root_public(path: Path) -> bytes:
@@ -94,17 +195,20 @@ def load_root_public(path: Path) -> bytes:
     return _read(path, 1952)
 
 
-def load_auth_secret(directory: Path) -> bytes:
-    return _read(directory / AUTH_SECRET, 32)
+def load_auth_secret(directory: Path, store: KeyStore | None = None) -> bytes:
+    return _read_key(directory, AUTH_SECRET, AUTH_AAD, 32, store)
 
 
-def load_credentials(directory: Path) -> dict[KemId, GatewayCredential]:
+def load_credentials(
+    directory: Path, store: KeyStore | None = None
+) -> dict[KemId, GatewayCredential]:
+    """Gateway credentials; ``.wrapped`` key files are unwrapped with ``store``."""
     creds: dict[KemId, GatewayCredential] = {}
     for kem in KEMS.values():
         key_path = directory / _kem_file(kem, "key")
-        if not key_path.exists():
+        if not key_path.exists() and not key_path.with_name(key_path.name + WRAPPED).exists():
             continue
-        seed = _read(key_path, 32)
+        seed = _read_key(directory, key_path.name, lt_aad(kem), 32, store)
         try:
             cert = GatewayCertificate.from_bytes(_read(directory / _kem_file(kem, "cert")))
             creds[kem.kem_id] = GatewayCredential(kem.from_seed(seed), cert)
