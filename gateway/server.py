@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
@@ -18,6 +19,9 @@ from gateway.config import GatewayConfig
 from gateway.connection import Connection
 from gateway.metrics import Metrics
 
+if TYPE_CHECKING:
+    from gateway.keyruntime import KeyRuntime
+
 log = logging.getLogger("plexigate.server")
 
 
@@ -28,11 +32,18 @@ class Gateway:
         credentials: Mapping[KemId, GatewayCredential],
         verifier: TokenVerifier,
         hub: ChannelHub | None = None,
+        *,
+        keys: KeyRuntime | None = None,
     ) -> None:
         self.config = config
         self.session_config = ServerConfig(dict(credentials), config.policy, config.session)
         self.verifier = verifier
-        self.hub = hub or ChannelHub(config.limits.history_per_channel)
+        # keys: key store + storage key + rotator (serve --keystore); history is sealed
+        # under the storage key and start()/close() run/stop automatic rotation.
+        self.keys = keys
+        self.hub = hub or ChannelHub(
+            config.limits.history_per_channel, sealer=keys.storage if keys else None
+        )
         self.metrics = Metrics()
         self.close_timeout_s = 2.0
         self._by_user: dict[str, set[Connection]] = defaultdict(set)
@@ -76,6 +87,8 @@ class Gateway:
             close_timeout=self.close_timeout_s,
             server_header=None,
         )
+        if self.keys is not None:
+            self.keys.start()
         return self._server
 
     @property
@@ -93,6 +106,8 @@ class Gateway:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self.keys is not None:
+            await self.keys.aclose()
 
 
 def install_uvloop() -> bool:

@@ -18,8 +18,9 @@ SECRET_ENVS = {"soft": "PLEXI_KEYSTORE_PASSPHRASE", "pkcs11": "PLEXI_HSM_PIN"}
 
 
 def add_store_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    p.add_argument("--store", choices=("soft", "pkcs11"), default="soft" if required else None,
-                   help="key store kind (default soft)")
+    p.add_argument("--keystore", "--store", dest="store", choices=("soft", "pkcs11"),
+                   default="soft" if required else None,
+                   help="key store kind" + (" (default soft)" if required else ""))
     p.add_argument("--store-dir", help="software key store directory")
     p.add_argument("--token", default="plexi", help="PKCS#11 token label (SOFTHSM2_CONF set)")
     p.add_argument("--library", default="/usr/lib/softhsm/libsofthsm2.so")

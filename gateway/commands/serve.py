@@ -8,8 +8,11 @@ import logging
 import signal
 from pathlib import Path
 
+from crypto.audit import AuditLog
+from crypto.keystore import KeyStore, KeyStoreError
 from crypto.suite import Level, SuitePolicy
 from gateway.auth import TokenVerifier
+from gateway.commands import _gwkeys
 from gateway.config import GatewayConfig, GatewayLimits
 from gateway.keyfiles import KeyFileError, init_keys, load_auth_secret, load_credentials
 from gateway.server import Gateway, install_uvloop
@@ -46,14 +49,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--publish-burst", type=int, default=_DEFAULTS.publish_burst)
     p.add_argument("--no-uvloop", action="store_true")
+    _gwkeys.add_gateway_store_args(p)  # --keystore soft|pkcs11 ... (absent: development mode)
+    _gwkeys.add_rotation_args(p)
     p.set_defaults(func=run)
 
 
 def build_gateway(args: argparse.Namespace) -> Gateway:
     keys = Path(args.keys)
+    store, audit = _gwkeys.open_for_serve(args, keys)
+    try:
+        return _build(args, keys, store, audit)
+    except BaseException:
+        _gwkeys.close_quietly(store, audit)
+        raise
+
+
+def _build(
+    args: argparse.Namespace, keys: Path, store: KeyStore | None, audit: AuditLog | None
+) -> Gateway:
     if not (keys / "root.key").exists() and not (keys / "root.pub").exists():
         log.warning("no keys in %s: creating development keys", keys)
-        init_keys(keys)
+        init_keys(keys, store=store)
     policy = SuitePolicy.from_names(args.suites.split(","), Level[args.min_level.upper()])
     limits = GatewayLimits(
         handshake_timeout_s=args.handshake_timeout,
@@ -63,14 +79,16 @@ def build_gateway(args: argparse.Namespace) -> Gateway:
         publish_burst=args.publish_burst,
     )
     config = GatewayConfig(host=args.host, port=args.port, policy=policy, limits=limits)
-    verifier = TokenVerifier(hs256_secrets=(load_auth_secret(keys),))
-    return Gateway(config, load_credentials(keys), verifier)
+    verifier = TokenVerifier(hs256_secrets=(load_auth_secret(keys, store),))
+    credentials = load_credentials(keys, store)
+    runtime = _gwkeys.open_runtime(args, keys, store, audit) if store is not None else None
+    return Gateway(config, credentials, verifier, keys=runtime)
 
 
 async def _serve(args: argparse.Namespace) -> int:
     try:
         gateway = build_gateway(args)
-    except (KeyFileError, ValueError) as exc:
+    except (KeyFileError, KeyStoreError, ValueError) as exc:
         log.error("cannot start: %s", exc)
         return 1
     await gateway.start()
