@@ -11,7 +11,7 @@ from pathlib import Path
 from crypto.audit import AuditLog
 from crypto.keystore import KeyStore, KeyStoreError
 from crypto.suite import Level, SuitePolicy
-from gateway.auth import TokenVerifier
+from gateway import authconfig
 from gateway.commands import _gwkeys
 from gateway.config import GatewayConfig, GatewayLimits
 from gateway.keyfiles import KeyFileError, init_keys, load_auth_secret, load_credentials
@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--no-uvloop", action="store_true")
     _gwkeys.add_gateway_store_args(p)  # --keystore soft|pkcs11 ... (absent: development mode)
     _gwkeys.add_rotation_args(p)
+    authconfig.add_arguments(p)  # --jwt-*, --max-channels, --rekey-after-*, --max-skew-ms
     p.set_defaults(func=run)
 
 
@@ -78,8 +79,14 @@ def _build(
         publish_rate_per_s=args.publish_rate,
         publish_burst=args.publish_burst,
     )
-    config = GatewayConfig(host=args.host, port=args.port, policy=policy, limits=limits)
-    verifier = TokenVerifier(hs256_secrets=(load_auth_secret(keys, store),))
+    config = GatewayConfig(
+        host=args.host,
+        port=args.port,
+        policy=policy,
+        limits=authconfig.apply_limits(args, limits),
+        session=authconfig.session_limits(args),
+    )
+    verifier = authconfig.build_verifier(args, lambda: load_auth_secret(keys, store))
     credentials = load_credentials(keys, store)
     runtime = _gwkeys.open_runtime(args, keys, store, audit) if store is not None else None
     return Gateway(config, credentials, verifier, keys=runtime)
