@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Literal
 
 from crypto.audit import AuditLog
 from crypto.audited import AuditedKeyStore
@@ -31,7 +32,7 @@ def add_store_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
 
 
 def open_store(args: argparse.Namespace) -> tuple[KeyStore, AuditLog | None]:
-    kind = args.store or "soft"
+    kind: Literal["soft", "pkcs11"] = "pkcs11" if args.store == "pkcs11" else "soft"
     config = KeyStoreConfig(
         kind=kind,
         path=Path(args.store_dir) if args.store_dir else None,
