@@ -26,6 +26,7 @@ strings and ints, and callers pass only names, labels, versions, lengths and err
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -101,7 +102,12 @@ def _check_detail(detail: Detail) -> dict[str, str | int]:
 class AuditLog:
     """Append-only writer. Thread-safe. Every append is written (and by default fsynced)
     before it returns; any I/O failure raises :class:`AuditWriteError` and the log refuses
-    further writes (the caller must refuse the operation it was recording)."""
+    further writes (the caller must refuse the operation it was recording).
+
+    Several processes may write one log (a running gateway and an operator's `keys rotate`
+    or `token` command): each write holds an exclusive ``flock`` on the log and, if the file
+    grew since this writer's last write, re-reads the tail first, so the chain stays
+    linear."""
 
     def __init__(
         self,
@@ -124,6 +130,7 @@ class AuditLog:
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             self._fd: int | None = fd
+            self._size = os.fstat(fd).st_size
         except OSError as exc:
             raise AuditWriteError(f"cannot open audit log: {exc.strerror}") from None
 
@@ -181,6 +188,27 @@ class AuditLog:
     ) -> int:
         if self._broken or self._fd is None:
             raise AuditWriteError("audit log is not writable; operation refused")
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise AuditWriteError(f"cannot lock audit log: {exc.strerror}") from None
+        try:
+            return self._write_locked(op, outcome, key, version, detail, sign=sign)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _write_locked(
+        self, op: str, outcome: str, key: str, version: int | None,
+        detail: dict[str, str | int], *, sign: bool,
+    ) -> int:
+        assert self._fd is not None
+        try:
+            size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            self._broken = True
+            raise AuditWriteError(f"audit write failed: {exc.strerror}") from None
+        if size != self._size:  # another writer appended: continue its chain
+            self._seq, self._head, self._since_ckpt = self._tail()
         record: dict[str, Any] = {
             "seq": self._seq, "ts": round(self._clock(), 3), "op": op, "outcome": outcome,
             "key": key, "version": version, "detail": detail, "prev": self._head,
@@ -202,6 +230,7 @@ class AuditLog:
             raise AuditWriteError(f"audit write failed: {exc.strerror}") from None
         self._seq += 1
         self._head = record["hash"]
+        self._size = size + len(line)
         return int(record["seq"])
 
     def close(self) -> None:

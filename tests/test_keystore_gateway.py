@@ -104,7 +104,7 @@ async def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 async def test_keys_init_soft_leaves_no_plaintext_and_serve_handshakes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("PLEXI_KEYSTORE_PASSPHRASE", PASSPHRASE)
     keys = tmp_path / "keys"
@@ -123,6 +123,13 @@ async def test_keys_init_soft_leaves_no_plaintext_and_serve_handshakes(
     chat = Chat(gw, load_root_public(keys), secret)
     try:
         alice, bob = await chat.connect("alice"), await chat.connect("bob")
+        # `plexigate token --keystore soft` unwraps the dev secret too
+        capsys.readouterr()
+        assert main(["token", "--keys", str(keys), "--user", "carol", "--keystore", "soft"]) == 0
+        carol = await Client.connect(gw.url, load_root_public(keys),
+                                     capsys.readouterr().out.strip())
+        chat.clients.append(carol)
+        await carol.ping()
         await chat.exchange(alice, bob, "over wrapped keys")
         await chat.exchange(bob, alice, "and back")
         assert [m.body for m in await bob.history("room")] == ["over wrapped keys", "and back"]
@@ -366,3 +373,22 @@ async def test_softhsm2_wrapped_keys_serve_rotate_and_survive_hsm_outage(
         await chat.close()
         await gw.close()
     assert main(["audit", "verify", "--log", str(keys / "audit" / "audit.log")]) == 0
+
+
+def test_two_writers_share_one_audit_log(tmp_path: Path) -> None:
+    """A running gateway and an operator command append to the same audit log."""
+    from crypto.audit import verify_log
+    from crypto.keyconfig import open_audit_log
+
+    store = SoftKeyStore.create(tmp_path / "ks", b"pw")
+    a = open_audit_log(store, tmp_path / "audit", checkpoint_every=5)
+    b = open_audit_log(store, tmp_path / "audit", checkpoint_every=5)
+    for i in range(12):
+        (a if i % 3 else b).append("derive", key="derive", detail={"label": f"l{i}"})
+    b.close()
+    a.append("wrap", key="wrap")
+    a.close()
+    result = verify_log(tmp_path / "audit" / "audit.log",
+                        (tmp_path / "audit" / "audit.pub").read_bytes())
+    assert result.records >= 13 and result.unanchored == 0
+    store.close()

@@ -84,3 +84,16 @@ def close_quietly(store: KeyStore | None, audit: AuditLog | None) -> None:
         pass
     if store is not None:
         store.close()
+
+
+def load_auth_secret_for(args: argparse.Namespace, keys_dir: Path) -> bytes:
+    """The keys directory's HS256 secret, unwrapped through the store if --keystore."""
+    from gateway.keyfiles import load_auth_secret
+
+    if getattr(args, "store", None) is None:
+        return load_auth_secret(keys_dir)
+    store, audit = open_gateway_store(args, keys_dir)
+    try:
+        return load_auth_secret(keys_dir, store)
+    finally:
+        close_quietly(store, audit)

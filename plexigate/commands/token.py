@@ -13,8 +13,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from crypto.keystore import KeyStoreError
 from gateway.authconfig import AuthConfigError, load_hs256_secret
-from gateway.keyfiles import KeyFileError, load_auth_secret
+from gateway.commands import _gwkeys
+from gateway.keyfiles import KeyFileError
 from plexigate.devtoken import issue_token, parse_grants
 
 
@@ -35,6 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--ed25519-key", metavar="FILE", help="sign with EdDSA: PEM private key or 32-byte seed"
     )
     key.add_argument("--hs256-secret-file", metavar="FILE", help="sign HS256 with this secret")
+    _gwkeys.add_gateway_store_args(p)  # a wrapped keys dir: unwrap auth-hs256.key.wrapped
     p.set_defaults(func=run)
 
 
@@ -68,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
         if args.hs256_secret_file:
             secret = load_hs256_secret(Path(args.hs256_secret_file))
         else:
-            secret = load_auth_secret(Path(args.keys))
-    except (ValueError, KeyFileError, AuthConfigError) as exc:
+            secret = _gwkeys.load_auth_secret_for(args, Path(args.keys))
+    except (ValueError, KeyFileError, AuthConfigError, KeyStoreError) as exc:
         print(f"error: {exc}")
         return 1
     print(issue_token(args.user, grants, args.ttl, hs256_secret=secret))
