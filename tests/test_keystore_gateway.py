@@ -392,3 +392,26 @@ def test_two_writers_share_one_audit_log(tmp_path: Path) -> None:
                         (tmp_path / "audit" / "audit.pub").read_bytes())
     assert result.records >= 13 and result.unanchored == 0
     store.close()
+
+
+def test_serve_refuses_wrong_or_missing_secret_without_echoing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crypto.keystore import KeyStoreError
+
+    monkeypatch.setenv("PLEXI_KEYSTORE_PASSPHRASE", PASSPHRASE)
+    keys = tmp_path / "keys"
+    assert main(["keys", "init", str(keys), "--keystore", "soft"]) == 0
+    monkeypatch.setenv("PLEXI_KEYSTORE_PASSPHRASE", "wrong passphrase 123")
+    with pytest.raises(KeyStoreError) as info:
+        build_gateway(serve_args(keys, "--keystore", "soft"))
+    assert "wrong passphrase 123" not in str(info.value)
+    monkeypatch.delenv("PLEXI_KEYSTORE_PASSPHRASE")
+    with pytest.raises(KeyStoreError, match="PLEXI_KEYSTORE_PASSPHRASE"):
+        build_gateway(serve_args(keys, "--keystore", "soft"))
+    secret_file = tmp_path / "pass"
+    secret_file.write_text(PASSPHRASE + "\n")
+    gw = build_gateway(serve_args(keys, "--keystore", "soft", "--store-secret-file",
+                                  str(secret_file)))
+    assert gw.keys is not None and gw.keys.storage.active_version == 1
+    asyncio.run(gw.close())
