@@ -149,6 +149,24 @@ class Client:
         reply = await self._request({"op": "history", "channel": channel, "limit": limit})
         return [_message(m) for m in reply.get("messages", [])]
 
+    async def members(self, channel: str) -> list[str]:
+        """Durable members of a channel (kept by the gateway through Path ORAM)."""
+        reply = await self._request({"op": "members", "channel": channel})
+        return [str(m) for m in reply.get("members", [])]
+
+    async def channels(self) -> list[str]:
+        """The channels this user is a member of (to rejoin after a reconnect)."""
+        reply = await self._request({"op": "channels"})
+        return [str(c) for c in reply.get("channels", [])]
+
+    async def settings(self, channel: str) -> dict[str, Any]:
+        reply = await self._request({"op": "settings", "channel": channel})
+        settings = reply.get("settings", {})
+        return dict(settings) if isinstance(settings, dict) else {}
+
+    async def set_settings(self, channel: str, settings: dict[str, Any]) -> None:
+        await self._request({"op": "set_settings", "channel": channel, "settings": settings})
+
     async def ping(self) -> None:
         await self._request({"op": "ping"})
 

@@ -11,15 +11,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
+from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from crypto.errors import CloseCode
 from crypto.events import ApplicationData, HandshakeComplete, KeyUpdated, SessionFailed
+from crypto.oram_errors import OramIntegrityError
 from crypto.session import ServerSession, State
 from gateway.auth import Action, AuthError, Principal
+from gateway.channel_directory import DirectoryFull, RecordTooLarge
 from gateway.ops import OpError, Request, encode, parse_request
 from gateway.ratelimit import TokenBucket
 
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from gateway.server import Gateway
 
 log = logging.getLogger("plexigate.connection")
+T = TypeVar("T")
 
 
 class Connection:
@@ -56,7 +61,7 @@ class Connection:
             try:
                 async with asyncio.timeout(limits.handshake_timeout_s):
                     while self.principal is None and not self.closing:
-                        self._feed(await self.ws.recv())
+                        await self._feed(await self.ws.recv())
             except TimeoutError:
                 self.gw.metrics.count("handshake_timeout")
                 self.fail(CloseCode.HANDSHAKE_TIMEOUT, "handshake timeout")
@@ -67,7 +72,7 @@ class Connection:
                 except TimeoutError:
                     self.fail(CloseCode.IDLE_TIMEOUT, "idle timeout")
                     break
-                self._feed(frame)
+                await self._feed(frame)
         except ConnectionClosed as exc:
             rcvd = exc.rcvd
             if rcvd is not None and rcvd.code not in (1000, 1001):
@@ -76,6 +81,11 @@ class Connection:
             if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
                 log.info("closing %s: code=1009 reason=frame too large", self.peer)
                 self.gw.metrics.count("close_1009")
+        except Exception:
+            # A bug must not take the gateway down or leak details: generic close code.
+            log.exception("internal error on %s user %s", self.peer, self.user)
+            self.gw.metrics.count("internal_error")
+            self.fail(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
             self.closing = True
             self._queue.put_nowait(None)
@@ -113,7 +123,7 @@ class Connection:
         self._queue.put_nowait(None)
 
     # -- input -----------------------------------------------------------------------
-    def _feed(self, frame: str | bytes) -> None:
+    async def _feed(self, frame: str | bytes) -> None:
         if self.closing:
             return
         if isinstance(frame, str):
@@ -123,7 +133,7 @@ class Connection:
         self._flush()
         for event in self.session.events_received():
             if isinstance(event, ApplicationData):
-                self._on_request(event.data)
+                await self._on_request(event.data)
             elif isinstance(event, SessionFailed):
                 self.gw.metrics.count("session_failed")
                 self.fail(event.code, event.reason)
@@ -166,7 +176,7 @@ class Connection:
         self.deliver(encode(obj))
 
     # -- application requests ----------------------------------------------------------
-    def _on_request(self, data: bytes) -> None:
+    async def _on_request(self, data: bytes) -> None:
         limits = self.gw.config.limits
         try:
             req = parse_request(data, limits.max_body_bytes)
@@ -186,7 +196,9 @@ class Connection:
             if req.op == "auth":
                 raise OpError("already_authenticated", "already authenticated", req.id)
             handler = getattr(self, f"_op_{req.op}")
-            handler(req)
+            result = handler(req)
+            if result is not None:  # directory ops go through the ORAM and are awaited
+                await result
         except OpError as exc:
             exc.request_id = req.id
             self._op_error(exc)
@@ -224,22 +236,65 @@ class Connection:
         if not self.principal.can(channel, action):
             raise OpError("forbidden", f"no {action.value} permission for this channel", rid)
 
-    def _op_join(self, req: Request) -> None:
+    async def _op_join(self, req: Request) -> None:
         assert req.channel is not None
         self._require(req.channel, Action.SUBSCRIBE, req.id)
         if req.channel not in self.channels:
             if len(self.channels) >= self.gw.config.limits.max_channels_per_connection:
                 raise OpError("too_many_channels", "channel limit reached", req.id)
+            # Durable membership lives in the ORAM directory; the hub only knows sockets.
+            await self._directory(self.gw.directory.add_member(req.channel, self.user), req)
+            if self.closing:
+                return
             self.channels.add(req.channel)
             self.gw.hub.join(self, req.channel)
         self._reply({"op": "ok", "id": req.id, "channel": req.channel})
 
-    def _op_leave(self, req: Request) -> None:
+    async def _op_leave(self, req: Request) -> None:
         assert req.channel is not None
+        await self._directory(self.gw.directory.remove_member(req.channel, self.user), req)
         if req.channel in self.channels:
             self.channels.discard(req.channel)
             self.gw.hub.leave(self, req.channel)
         self._reply({"op": "ok", "id": req.id, "channel": req.channel})
+
+    async def _op_members(self, req: Request) -> None:
+        assert req.channel is not None
+        self._require(req.channel, Action.SUBSCRIBE, req.id)
+        members = await self._directory(self.gw.directory.members(req.channel), req)
+        self._reply(
+            {"op": "members", "id": req.id, "channel": req.channel, "members": sorted(members)}
+        )
+
+    async def _op_channels(self, req: Request) -> None:
+        channels = await self._directory(self.gw.directory.channels_of(self.user), req)
+        self._reply({"op": "channels", "id": req.id, "channels": sorted(channels)})
+
+    async def _op_settings(self, req: Request) -> None:
+        assert req.channel is not None
+        self._require(req.channel, Action.SUBSCRIBE, req.id)
+        settings = await self._directory(self.gw.directory.get_settings(req.channel), req)
+        self._reply({"op": "settings", "id": req.id, "channel": req.channel, "settings": settings})
+
+    async def _op_set_settings(self, req: Request) -> None:
+        assert req.channel is not None and req.settings is not None
+        self._require(req.channel, Action.PUBLISH, req.id)
+        await self._directory(self.gw.directory.set_settings(req.channel, req.settings), req)
+        self._reply({"op": "ok", "id": req.id, "channel": req.channel})
+
+    async def _directory(self, call: Awaitable[T], req: Request) -> T:
+        """Await a directory call; its failures become request errors, never crashes."""
+        try:
+            return await call
+        except (DirectoryFull, RecordTooLarge):
+            raise OpError("directory_full", "channel directory record is full", req.id) from None
+        except OramIntegrityError:
+            log.error("channel directory integrity check failed: storage was tampered with")
+            self.gw.metrics.count("oram_integrity_error")
+            raise OpError("unavailable", "channel directory unavailable", req.id) from None
+        except (OSError, RedisError):
+            log.warning("channel directory storage unavailable")
+            raise OpError("unavailable", "channel directory unavailable", req.id) from None
 
     def _op_publish(self, req: Request) -> None:
         assert req.channel is not None and req.body is not None

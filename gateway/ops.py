@@ -32,10 +32,12 @@ class Request:
     body: str | None = None
     token: str | None = None
     limit: int | None = None
+    settings: dict[str, Any] | None = None
 
 
-_CHANNEL_OPS = {"join", "leave", "publish", "history"}
-_ALL_OPS = _CHANNEL_OPS | {"auth", "ping"}
+_CHANNEL_OPS = {"join", "leave", "publish", "history", "members", "settings", "set_settings"}
+_ALL_OPS = _CHANNEL_OPS | {"auth", "ping", "channels"}
+MAX_SETTINGS_BYTES = 512
 
 
 def parse_request(data: bytes, max_body: int) -> Request:
@@ -69,8 +71,20 @@ def parse_request(data: bytes, max_body: int) -> Request:
     limit = obj.get("limit")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
         raise OpError("bad_request", "limit must be a non-negative integer", rid)
+    settings = obj.get("settings")
+    if op == "set_settings":
+        if not isinstance(settings, dict):
+            raise OpError("bad_request", "settings must be an object", rid)
+        if len(orjson.dumps(settings)) > MAX_SETTINGS_BYTES:
+            raise OpError("too_large", "settings too large", rid)
     return Request(
-        op, rid, channel, body if op == "publish" else None, token if op == "auth" else None, limit
+        op,
+        rid,
+        channel,
+        body if op == "publish" else None,
+        token if op == "auth" else None,
+        limit,
+        settings if op == "set_settings" else None,
     )
 
 

@@ -14,6 +14,7 @@ from crypto.handshake import GatewayCredential
 from crypto.kem import KemId
 from crypto.session import ServerConfig
 from gateway.auth import TokenVerifier
+from gateway.channel_directory import ChannelDirectory
 from gateway.channels import ChannelHub
 from gateway.config import GatewayConfig
 from gateway.connection import Connection
@@ -34,6 +35,7 @@ class Gateway:
         hub: ChannelHub | None = None,
         *,
         keys: KeyRuntime | None = None,
+        directory: ChannelDirectory | None = None,
     ) -> None:
         self.config = config
         self.session_config = ServerConfig(dict(credentials), config.policy, config.session)
@@ -43,6 +45,10 @@ class Gateway:
         self.keys = keys
         self.hub = hub or ChannelHub(
             config.limits.history_per_channel, sealer=keys.storage if keys else None
+        )
+        # Channel membership and settings, through Path ORAM (in memory by default).
+        self.directory = directory or ChannelDirectory.memory(
+            capacity=config.limits.directory_blocks
         )
         self.metrics = Metrics()
         self.close_timeout_s = 2.0
@@ -106,6 +112,7 @@ class Gateway:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        await self.directory.aclose()
         if self.keys is not None:
             await self.keys.aclose()
 

@@ -12,6 +12,7 @@ from crypto.audit import AuditLog
 from crypto.keystore import KeyStore, KeyStoreError
 from crypto.suite import Level, SuitePolicy
 from gateway import authconfig
+from gateway.channel_directory import ChannelDirectory
 from gateway.commands import _gwkeys
 from gateway.config import GatewayConfig, GatewayLimits
 from gateway.keyfiles import KeyFileError, init_keys, load_auth_secret, load_credentials
@@ -49,6 +50,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--publish-burst", type=int, default=_DEFAULTS.publish_burst)
     p.add_argument("--no-uvloop", action="store_true")
+    p.add_argument(
+        "--redis",
+        metavar="URL",
+        help="keep the channel directory's ORAM buckets in this Redis (default: in memory)",
+    )
+    p.add_argument(
+        "--directory-blocks",
+        type=int,
+        default=_DEFAULTS.directory_blocks,
+        help="ORAM capacity of the channel directory, in 256-byte blocks (power of two)",
+    )
     _gwkeys.add_gateway_store_args(p)  # --keystore soft|pkcs11 ... (absent: development mode)
     _gwkeys.add_rotation_args(p)
     authconfig.add_arguments(p)  # --jwt-*, --max-channels, --rekey-after-*, --max-skew-ms
@@ -78,6 +90,7 @@ def _build(
         outbound_queue=args.outbound_queue,
         publish_rate_per_s=args.publish_rate,
         publish_burst=args.publish_burst,
+        directory_blocks=args.directory_blocks,
     )
     config = GatewayConfig(
         host=args.host,
@@ -89,7 +102,10 @@ def _build(
     verifier = authconfig.build_verifier(args, lambda: load_auth_secret(keys, store))
     credentials = load_credentials(keys, store)
     runtime = _gwkeys.open_runtime(args, keys, store, audit) if store is not None else None
-    return Gateway(config, credentials, verifier, keys=runtime)
+    directory = (
+        ChannelDirectory.redis(args.redis, capacity=args.directory_blocks) if args.redis else None
+    )
+    return Gateway(config, credentials, verifier, keys=runtime, directory=directory)
 
 
 async def _serve(args: argparse.Namespace) -> int:
