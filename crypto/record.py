@@ -13,8 +13,8 @@ open, and forgets each chain key as soon as it has derived the next.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidTag
 
@@ -37,11 +37,11 @@ class RecordType(IntEnum):
     REKEY_REQUEST = 0x14  # server -> client: please start a rekey
 
 
-RECORD_TYPES = frozenset(int(t) for t in RecordType)
+_TYPES: dict[int, RecordType] = {int(t): t for t in RecordType}
 
 
-@dataclass(frozen=True, slots=True)
-class RecordHeader:
+class RecordHeader(NamedTuple):
+    # A NamedTuple, not a frozen dataclass: one is built per record, and this is cheaper.
     type: RecordType
     epoch: int
     seq: int
@@ -58,9 +58,10 @@ def parse_record(data: bytes) -> tuple[RecordHeader, bytes, bytes]:
     version, rtype, epoch, seq, ts = HEADER.unpack_from(data)
     if version != VERSION:
         raise RecordError("unsupported record version")
-    if rtype not in RECORD_TYPES:
+    rt = _TYPES.get(rtype)
+    if rt is None:
         raise RecordError("unknown record type")
-    return RecordHeader(RecordType(rtype), epoch, seq, ts), data[:HEADER_SIZE], data[HEADER_SIZE:]
+    return RecordHeader(rt, epoch, seq, ts), data[:HEADER_SIZE], data[HEADER_SIZE:]
 
 
 def _nonce(seq: int) -> bytes:
@@ -85,7 +86,7 @@ class SendChain:
         seq = self.next_seq
         if seq > self.max_seq:
             raise LimitExceeded("sequence limit reached; rekey or close")
-        header = RecordHeader(rtype, self.epoch, seq, timestamp_ms).to_bytes()
+        header = HEADER.pack(VERSION, rtype, self.epoch, seq, timestamp_ms)
         mk, self._chain_key = ratchet_step(self._chain_key)
         self.next_seq = seq + 1
         return header + self._aead(mk).encrypt(_nonce(seq), payload, header)

@@ -13,7 +13,7 @@ the window moves until :meth:`commit`, which the caller runs only after the tag 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from crypto.errors import LimitExceeded, ReplayError, SequenceError, TimestampError
 
@@ -28,34 +28,42 @@ class ReplayState:
     offset_ms: int = 0
 
 
-@dataclass(slots=True)
 class ReplayWindow:
-    state: ReplayState
-    max_skew_ms: int
-    max_seq: int
+    """Mutable on the hot path (one record, no allocation); ``state`` exports a snapshot."""
+
+    __slots__ = ("epoch", "last_timestamp_ms", "max_seq", "max_skew_ms", "next_seq", "offset_ms")
+
+    def __init__(self, state: ReplayState, max_skew_ms: int, max_seq: int) -> None:
+        self.epoch = state.epoch
+        self.next_seq = state.next_seq
+        self.last_timestamp_ms = state.last_timestamp_ms
+        self.offset_ms = state.offset_ms
+        self.max_skew_ms = max_skew_ms
+        self.max_seq = max_seq
+
+    @property
+    def state(self) -> ReplayState:
+        return ReplayState(self.epoch, self.next_seq, self.last_timestamp_ms, self.offset_ms)
 
     def check(self, epoch: int, seq: int, timestamp_ms: int, now_ms: int) -> None:
-        s = self.state
-        if epoch != s.epoch:
+        if epoch != self.epoch:
             raise SequenceError("record from an unexpected epoch")
-        if seq < s.next_seq:
+        if seq < self.next_seq:
             raise ReplayError()
-        if seq > s.next_seq:
+        if seq > self.next_seq:
             raise SequenceError("record sequence number skips ahead")
         if seq > self.max_seq:
             raise LimitExceeded("peer exceeded the sequence limit")
-        expected = now_ms + s.offset_ms
-        if abs(timestamp_ms - expected) > self.max_skew_ms:
+        if abs(timestamp_ms - (now_ms + self.offset_ms)) > self.max_skew_ms:
             raise TimestampError()
-        if timestamp_ms + self.max_skew_ms < s.last_timestamp_ms:
+        if timestamp_ms + self.max_skew_ms < self.last_timestamp_ms:
             raise TimestampError("record timestamp went backwards")
 
     def commit(self, seq: int, timestamp_ms: int) -> None:
-        self.state = replace(
-            self.state,
-            next_seq=seq + 1,
-            last_timestamp_ms=max(timestamp_ms, self.state.last_timestamp_ms),
-        )
+        self.next_seq = seq + 1
+        if timestamp_ms > self.last_timestamp_ms:
+            self.last_timestamp_ms = timestamp_ms
 
     def next_epoch(self) -> None:
-        self.state = replace(self.state, epoch=self.state.epoch + 1, next_seq=0)
+        self.epoch += 1
+        self.next_seq = 0

@@ -268,13 +268,14 @@ class ClientSession(Session):
 
     def __init__(self, config: ClientConfig, clock: Clock | None = None) -> None:
         super().__init__(config.limits, clock)
-        self._hs = ClientHandshake(config.root_public_key, config.policy)
+        self._hs: ClientHandshake | None = ClientHandshake(config.root_public_key, config.policy)
         self._rekey_key: HybridPrivateKey | None = None
 
     def connect(self) -> None:
         """Queue the ClientHello."""
         if self.state is not State.START:
             raise LocalProtocolError("connect() called twice")
+        assert self._hs is not None
         self._out.append(self._hs.hello(self._now()))
         self.state = State.WAIT_SERVER_HELLO
 
@@ -298,13 +299,16 @@ class ClientSession(Session):
             self._receive_record(data)
         elif self.state is State.WAIT_SERVER_HELLO:
             now = self._now()
+            assert self._hs is not None
             out = self._hs.on_server_hello(data, now, now // 1000)
             assert self._hs.result is not None
             self._install(self._hs.result)
             self._out.append(out)
             self.state = State.WAIT_SERVER_FINISHED
         elif self.state is State.WAIT_SERVER_FINISHED:
+            assert self._hs is not None
             result = self._hs.on_server_finished(data)
+            self._hs = None  # transcript and handshake secrets are no longer needed
             self.state = State.ESTABLISHED
             self._events.append(HandshakeComplete(result.suite.name, result.key_id))
         else:
@@ -341,7 +345,7 @@ class ServerSession(Session):
 
     def __init__(self, config: ServerConfig, clock: Clock | None = None) -> None:
         super().__init__(config.limits, clock)
-        self._hs = ServerHandshake(config.credentials, config.policy)
+        self._hs: ServerHandshake | None = ServerHandshake(config.credentials, config.policy)
         self.state = State.WAIT_CLIENT_HELLO
         self._pending_recv: tuple[int, bytes] | None = None
         self._rekey_requested = False
@@ -360,10 +364,13 @@ class ServerSession(Session):
         if self.state is State.ESTABLISHED:
             self._receive_record(data)
         elif self.state is State.WAIT_CLIENT_HELLO:
+            assert self._hs is not None
             self._out.append(self._hs.on_client_hello(data, self._now()))
             self.state = State.WAIT_CLIENT_KEM
         else:  # WAIT_CLIENT_KEM
+            assert self._hs is not None
             finished, result = self._hs.on_client_kem(data)
+            self._hs = None  # transcript and handshake secrets are no longer needed
             self._install(result)
             self._out.append(finished)
             self.state = State.ESTABLISHED
