@@ -43,6 +43,7 @@ class Connection:
         self.user = "-"
         self.channels: set[str] = set()
         self.closing = False
+        self.last_rx = time.monotonic()
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._close: tuple[int, str] = (CloseCode.NORMAL, "")
         limits = gateway.config.limits
@@ -65,13 +66,11 @@ class Connection:
             except TimeoutError:
                 self.gw.metrics.count("handshake_timeout")
                 self.fail(CloseCode.HANDSHAKE_TIMEOUT, "handshake timeout")
+            # Idle connections are closed by the gateway's watchdog (one timer for all,
+            # instead of a timeout object per frame on the hot path).
             while not self.closing:
-                try:
-                    async with asyncio.timeout(limits.idle_timeout_s):
-                        frame = await self.ws.recv()
-                except TimeoutError:
-                    self.fail(CloseCode.IDLE_TIMEOUT, "idle timeout")
-                    break
+                frame = await self.ws.recv()
+                self.last_rx = time.monotonic()
                 await self._feed(frame)
         except ConnectionClosed as exc:
             rcvd = exc.rcvd

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from crypto.errors import CloseCode
 from crypto.handshake import GatewayCredential
 from crypto.kem import KemId
 from crypto.session import ServerConfig
@@ -54,11 +56,28 @@ class Gateway:
         self.close_timeout_s = 2.0
         self._by_user: dict[str, set[Connection]] = defaultdict(set)
         self._server: Server | None = None
+        self._connections: set[Connection] = set()
+        self._watchdog: asyncio.Task[None] | None = None
 
     # -- connections ----------------------------------------------------------------
     async def _handler(self, ws: ServerConnection) -> None:
         self.metrics.count("connections")
-        await Connection(ws, self).run()
+        conn = Connection(ws, self)
+        self._connections.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self._connections.discard(conn)
+
+    async def _watch_idle(self) -> None:
+        """Close authenticated connections that sent nothing for ``idle_timeout_s``."""
+        timeout = self.config.limits.idle_timeout_s
+        while True:
+            await asyncio.sleep(max(0.05, timeout / 4))
+            deadline = time.monotonic() - timeout
+            for conn in tuple(self._connections):
+                if conn.principal is not None and conn.last_rx < deadline:
+                    conn.fail(CloseCode.IDLE_TIMEOUT, "idle timeout")
 
     def admit(self, user: str, conn: Connection) -> bool:
         conns = self._by_user[user]
@@ -95,6 +114,7 @@ class Gateway:
         )
         if self.keys is not None:
             self.keys.start()
+        self._watchdog = asyncio.create_task(self._watch_idle())
         return self._server
 
     @property
@@ -109,6 +129,8 @@ class Gateway:
         return f"ws://{self.config.host}:{self.port}"
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -317,3 +317,22 @@ async def test_no_secret_in_logs(caplog):
     text = caplog.text
     assert tok not in text and tok.split(".")[2] not in text
     assert "top secret body" not in text
+
+
+async def test_idle_authenticated_connection_is_closed(caplog):
+    caplog.set_level(logging.INFO, "plexigate")
+    opts = GatewayOptions(limits=GatewayLimits(idle_timeout_s=0.4))
+    async with running_gateway(opts) as gw:
+        async with connect(gw.url) as ws:
+            raw = RawClient(ws)
+            await raw.handshake()
+            await raw.request({"op": "auth", "id": 1, "token": token("sleepy")})
+            await raw.feed_one()
+            assert await _close_code(ws) == CloseCode.IDLE_TIMEOUT
+        assert "reason=idle timeout" in caplog.text
+        # an active client is not touched by the watchdog
+        c = await Client.connect(gw.url, pki().root_public, token("busy"))
+        for _ in range(8):
+            await asyncio.sleep(0.1)
+            await c.ping()
+        await c.close()
