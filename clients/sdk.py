@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -22,9 +23,16 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from crypto.errors import CloseCode
-from crypto.events import ApplicationData, HandshakeComplete, KeyUpdated, SessionFailed
+from crypto.events import (
+    ApplicationData,
+    HandshakeComplete,
+    KeyUpdated,
+    SessionFailed,
+    TicketReceived,
+)
 from crypto.session import ClientConfig, ClientSession, SessionLimits
 from crypto.suite import SuitePolicy
+from crypto.ticket import ResumptionTicket
 
 log = logging.getLogger("plexichat.client")
 
@@ -65,6 +73,10 @@ class ClientOptions:
 
 
 _CLOSED = object()
+# Close codes after which a refused resumption falls back to a full handshake.
+_RESUME_FALLBACK = frozenset(
+    {CloseCode.TICKET_REJECTED, CloseCode.TOKEN_EXPIRED, CloseCode.HANDSHAKE_FAILED}
+)
 
 
 class Client:
@@ -80,6 +92,10 @@ class Client:
         self._out: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.closed: SessionClosed | None = None
         self.rekeys = 0
+        self.resumed = False
+        self.ticket: ResumptionTicket | None = None  # newest; each ticket resumes once
+        self._ticket_ready = asyncio.Event()
+        self._authenticated = asyncio.Event()
         self._reader = asyncio.create_task(self._read_loop())
         self._writer = asyncio.create_task(self._write_loop())
 
@@ -91,12 +107,39 @@ class Client:
         root_public_key: bytes,
         token: str | None = None,
         options: ClientOptions | None = None,
+        ticket: ResumptionTicket | None = None,
     ) -> Client:
+        """Open a secure session; with ``ticket``, resume (no token needed) and fall back
+        to a full handshake with ``token`` if the gateway refuses the ticket."""
         opts = options or ClientOptions()
+        if ticket is not None and ticket.expires_at_ms > time.time_ns() // 1_000_000:
+            try:
+                client = await cls._open(url, root_public_key, opts, ticket)
+                async with asyncio.timeout(opts.timeout_s):
+                    await client._authenticated.wait()
+                return client
+            except SessionClosed as exc:
+                if token is None or exc.code not in _RESUME_FALLBACK:
+                    raise
+                log.info("ticket refused (%d); full handshake", exc.code)
+        client = await cls._open(url, root_public_key, opts, None)
+        if token is not None:
+            await client.authenticate(token)
+        return client
+
+    @classmethod
+    async def _open(
+        cls,
+        url: str,
+        root_public_key: bytes,
+        opts: ClientOptions,
+        ticket: ResumptionTicket | None,
+    ) -> Client:
         ws = await connect(
             url, max_size=opts.max_frame_bytes, compression=None, open_timeout=opts.timeout_s
         )
-        session = ClientSession(ClientConfig(root_public_key, opts.policy, opts.limits))
+        config = ClientConfig(root_public_key, opts.policy, opts.limits)
+        session = ClientSession(config, None, ticket)
         try:
             async with asyncio.timeout(opts.timeout_s):
                 session.connect()
@@ -124,15 +167,20 @@ class Client:
         except BaseException:
             await ws.close()
             raise
-        client = cls(ws, session, opts)
-        if token is not None:
-            await client.authenticate(token)
-        return client
+        return cls(ws, session, opts)
+
+    async def next_ticket(self, timeout_s: float = 5.0) -> ResumptionTicket:
+        """The newest resumption ticket, waiting for the first one if none arrived yet."""
+        async with asyncio.timeout(timeout_s):
+            await self._ticket_ready.wait()
+        assert self.ticket is not None
+        return self.ticket
 
     # -- requests --------------------------------------------------------------------
     async def authenticate(self, token: str) -> dict[str, Any]:
         reply = await self._request({"op": "auth", "token": token})
         self.user = str(reply.get("user"))
+        self._authenticated.set()
         return reply
 
     async def join(self, channel: str) -> None:
@@ -251,6 +299,9 @@ class Client:
         for event in self.session.events_received():
             if isinstance(event, ApplicationData):
                 self._on_payload(event.data)
+            elif isinstance(event, TicketReceived):
+                self.ticket = event.ticket
+                self._ticket_ready.set()
             elif isinstance(event, KeyUpdated):
                 self.rekeys += 1
             elif isinstance(event, SessionFailed):
@@ -266,6 +317,11 @@ class Client:
             log.warning("gateway sent a payload that is not JSON")
             return
         if not isinstance(obj, dict):
+            return
+        if obj.get("op") == "auth_ok" and obj.get("id") is None:  # resumed session
+            self.user = str(obj.get("user"))
+            self.resumed = bool(obj.get("resumed"))
+            self._authenticated.set()
             return
         if obj.get("op") == "msg":
             with contextlib.suppress(KeyError, TypeError):

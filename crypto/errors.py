@@ -8,7 +8,8 @@ Hierarchy::
         ├── HandshakeError        malformed or unexpected handshake message
         │   ├── HandshakeFailed   a Finished MAC or a KEM check failed (no detail)
         │   ├── NoSharedSuite     client and gateway share no allowed suite
-        │   └── CertificateError  the gateway certificate did not verify
+        │   ├── CertificateError  the gateway certificate did not verify
+        │   └── TicketRejected    resumption ticket bad, expired or already used
         ├── RecordError           malformed record header or wrong record type
         ├── DecryptError          tag did not verify (no reason, like InvalidTag)
         ├── ReplayError           duplicate or old sequence number
@@ -39,6 +40,7 @@ class CloseCode(IntEnum):
     NO_SHARED_SUITE = 4003
     HANDSHAKE_TIMEOUT = 4004
     BAD_CERTIFICATE = 4005
+    TICKET_REJECTED = 4006
     RECORD_MALFORMED = 4010
     DECRYPT_FAILED = 4011
     REPLAY = 4012
@@ -92,6 +94,15 @@ class NoSharedSuite(HandshakeError):
 class CertificateError(HandshakeError):
     close_code = CloseCode.BAD_CERTIFICATE
     reason = "gateway certificate rejected"
+
+
+class TicketRejected(HandshakeError):
+    """A resumption ticket is malformed, expired, from an unknown key or already used.
+
+    The client should fall back to a full handshake."""
+
+    close_code = CloseCode.TICKET_REJECTED
+    reason = "resumption ticket rejected"
 
 
 class RecordError(SessionError):

@@ -10,6 +10,10 @@ Every handshake message is one binary WebSocket frame::
                        | len u16 | certificate
     ClientKem (3):     len u16 | kem_ciphertext | finished_mac[32]
     ServerFinished (4): finished_mac[32]
+    ResumeHello (5):   client_time_ms u64 | suite_id u16 | len u16 | ephemeral_public_key
+                       | len u16 | sealed_ticket | binder[32]
+    ResumeAccept (6):  server_time_ms u64 | len u16 | kem_ciphertext | finished_mac[32]
+    ResumeFinished (7): finished_mac[32]
 
 Integers are big-endian. A message with a bad version, type, length or any trailing byte
 is refused with HandshakeError. Parsers never raise anything else on any input.
@@ -35,6 +39,9 @@ class HandshakeType(IntEnum):
     SERVER_HELLO = 2
     CLIENT_KEM = 3
     SERVER_FINISHED = 4
+    RESUME_HELLO = 5
+    RESUME_ACCEPT = 6
+    RESUME_FINISHED = 7
 
 
 class _Reader:
@@ -182,6 +189,83 @@ class ServerFinished:
     @classmethod
     def from_bytes(cls, data: bytes) -> ServerFinished:
         r = _open(data, HandshakeType.SERVER_FINISHED)
+        mac = r.take(MAC_SIZE)
+        r.end()
+        return cls(mac)
+
+
+def handshake_type(data: bytes) -> int:
+    """The type byte of a handshake frame (0 if too short); used to pick a flow."""
+    return data[1] if len(data) >= 2 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeHello:
+    client_time_ms: int
+    suite: int
+    public_key: bytes
+    ticket: bytes
+    binder: bytes
+
+    def body_without_binder(self) -> bytes:
+        return (
+            _head(HandshakeType.RESUME_HELLO)
+            + struct.pack(">QH", self.client_time_ms, self.suite)
+            + _vec16(self.public_key)
+            + _vec16(self.ticket)
+        )
+
+    def to_bytes(self) -> bytes:
+        return self.body_without_binder() + self.binder
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ResumeHello:
+        r = _open(data, HandshakeType.RESUME_HELLO)
+        t = r.u64()
+        suite = r.u16()
+        pk = r.vec16()
+        ticket = r.vec16()
+        binder = r.take(MAC_SIZE)
+        r.end()
+        return cls(t, suite, pk, ticket, binder)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeAccept:
+    server_time_ms: int
+    ciphertext: bytes
+    mac: bytes
+
+    def body_without_mac(self) -> bytes:
+        return (
+            _head(HandshakeType.RESUME_ACCEPT)
+            + struct.pack(">Q", self.server_time_ms)
+            + _vec16(self.ciphertext)
+        )
+
+    def to_bytes(self) -> bytes:
+        return self.body_without_mac() + self.mac
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ResumeAccept:
+        r = _open(data, HandshakeType.RESUME_ACCEPT)
+        t = r.u64()
+        ct = r.vec16()
+        mac = r.take(MAC_SIZE)
+        r.end()
+        return cls(t, ct, mac)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeFinished:
+    mac: bytes
+
+    def to_bytes(self) -> bytes:
+        return _head(HandshakeType.RESUME_FINISHED) + self.mac
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ResumeFinished:
+        r = _open(data, HandshakeType.RESUME_FINISHED)
         mac = r.take(MAC_SIZE)
         r.end()
         return cls(mac)

@@ -35,6 +35,7 @@ class RecordType(IntEnum):
     REKEY_ACK = 0x12  # server -> client: KEM ciphertext; server's sends move to epoch+1
     REKEY_FIN = 0x13  # client -> server: empty; client's sends move to epoch+1
     REKEY_REQUEST = 0x14  # server -> client: please start a rekey
+    NEW_TICKET = 0x15  # server -> client: a resumption ticket (crypto/ticket.py)
 
 
 _TYPES: dict[int, RecordType] = {int(t): t for t in RecordType}

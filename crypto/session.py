@@ -28,8 +28,17 @@ from crypto.errors import (
     LocalProtocolError,
     RecordError,
     SessionError,
+    TicketRejected,
 )
-from crypto.events import ApplicationData, Event, HandshakeComplete, KeyUpdated, SessionFailed
+from crypto.events import (
+    ApplicationData,
+    Event,
+    HandshakeComplete,
+    KeyUpdated,
+    ResumptionRequested,
+    SessionFailed,
+    TicketReceived,
+)
 from crypto.handshake import (
     ClientHandshake,
     GatewayCredential,
@@ -39,6 +48,7 @@ from crypto.handshake import (
 )
 from crypto.kem import HybridPrivateKey, KemError, KemId
 from crypto.keyschedule import chain_keys, next_epoch_secret
+from crypto.messages import HandshakeType, handshake_type
 from crypto.record import (
     MAX_EPOCH,
     ReceiveChain,
@@ -47,7 +57,18 @@ from crypto.record import (
     parse_record,
 )
 from crypto.replay import ReplayState, ReplayWindow
+from crypto.resumption import NO_KEY_ID, ClientResumption, ServerResumption, new_ticket_id
 from crypto.suite import Suite, SuitePolicy
+from crypto.ticket import (
+    MAX_PRINCIPAL,
+    TICKET_AAD,
+    ResumptionTicket,
+    TicketContents,
+    TicketSealer,
+    decode_new_ticket,
+    derive_psk,
+    encode_new_ticket,
+)
 
 Clock = Callable[[], int]
 
@@ -86,6 +107,7 @@ class ServerConfig:
     credentials: Mapping[KemId, GatewayCredential]
     policy: SuitePolicy = field(default_factory=SuitePolicy)
     limits: SessionLimits = field(default_factory=SessionLimits)
+    ticket_sealer: TicketSealer | None = None  # None: resumption refused (full handshakes)
 
 
 class State(Enum):
@@ -94,13 +116,16 @@ class State(Enum):
     WAIT_SERVER_FINISHED = "wait_server_finished"
     WAIT_CLIENT_HELLO = "wait_client_hello"
     WAIT_CLIENT_KEM = "wait_client_kem"
+    WAIT_RESUME_ACCEPT = "wait_resume_accept"
+    WAIT_TICKET_CLAIM = "wait_ticket_claim"
+    WAIT_RESUME_FINISHED = "wait_resume_finished"
     ESTABLISHED = "established"
     FAILED = "failed"
 
 
 # Which record types each side may receive once keys exist (the type is authenticated).
 _CLIENT_RECEIVES = frozenset(
-    {RecordType.APPLICATION, RecordType.REKEY_ACK, RecordType.REKEY_REQUEST}
+    {RecordType.APPLICATION, RecordType.REKEY_ACK, RecordType.REKEY_REQUEST, RecordType.NEW_TICKET}
 )
 _SERVER_RECEIVES = frozenset({RecordType.APPLICATION, RecordType.REKEY_INIT, RecordType.REKEY_FIN})
 
@@ -219,6 +244,8 @@ class Session:
             raise RecordError("record type not allowed in this direction")
         if header.type is RecordType.APPLICATION:
             self._events.append(ApplicationData(plaintext))
+        elif header.type is RecordType.NEW_TICKET:
+            self._on_new_ticket(plaintext)
         else:
             self._on_rekey_record(header.type, plaintext)
 
@@ -262,19 +289,36 @@ class Session:
     def _on_rekey_record(self, rtype: RecordType, payload: bytes) -> None:
         raise NotImplementedError
 
+    def _on_new_ticket(self, payload: bytes) -> None:
+        raise RecordError("NEW_TICKET not allowed in this direction")
+
 
 class ClientSession(Session):
     is_client = True
 
-    def __init__(self, config: ClientConfig, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        clock: Clock | None = None,
+        ticket: ResumptionTicket | None = None,
+    ) -> None:
+        """``ticket``: resume with it instead of a full handshake (use each ticket once)."""
         super().__init__(config.limits, clock)
         self._hs: ClientHandshake | None = ClientHandshake(config.root_public_key, config.policy)
+        self._resume: ClientResumption | None = (
+            ClientResumption(ticket, config.policy) if ticket is not None else None
+        )
         self._rekey_key: HybridPrivateKey | None = None
 
     def connect(self) -> None:
         """Queue the ClientHello."""
         if self.state is not State.START:
             raise LocalProtocolError("connect() called twice")
+        if self._resume is not None:
+            self._hs = None
+            self._out.append(self._resume.hello(self._now()))
+            self.state = State.WAIT_RESUME_ACCEPT
+            return
         assert self._hs is not None
         self._out.append(self._hs.hello(self._now()))
         self.state = State.WAIT_SERVER_HELLO
@@ -297,6 +341,16 @@ class ClientSession(Session):
     def _dispatch(self, data: bytes) -> None:
         if self.state is State.ESTABLISHED:
             self._receive_record(data)
+        elif self.state is State.WAIT_RESUME_ACCEPT:
+            assert self._resume is not None
+            finished = self._resume.on_accept(data, self._now())
+            assert self._resume.result is not None
+            self._install(self._resume.result)
+            self._resume = None
+            self._out.append(finished)
+            self.state = State.ESTABLISHED
+            assert self.suite is not None
+            self._events.append(HandshakeComplete(self.suite.name, NO_KEY_ID, resumed=True))
         elif self.state is State.WAIT_SERVER_HELLO:
             now = self._now()
             assert self._hs is not None
@@ -317,6 +371,18 @@ class ClientSession(Session):
     def _before_send(self) -> None:
         if self.state is State.ESTABLISHED and self._rekey_key is None and self._rekey_due():
             self._start_rekey()
+
+    def _on_new_ticket(self, payload: bytes) -> None:
+        assert self.resumption_secret is not None and self.suite is not None
+        lifetime_s, ticket_id, sealed = decode_new_ticket(payload)
+        ticket = ResumptionTicket(
+            ticket_id,
+            sealed,
+            derive_psk(self.resumption_secret, ticket_id),
+            self.suite.suite_id,
+            self._now() + lifetime_s * 1000,
+        )
+        self._events.append(TicketReceived(ticket))
 
     def _on_rekey_record(self, rtype: RecordType, payload: bytes) -> None:
         if rtype is RecordType.REKEY_REQUEST:
@@ -346,9 +412,51 @@ class ServerSession(Session):
     def __init__(self, config: ServerConfig, clock: Clock | None = None) -> None:
         super().__init__(config.limits, clock)
         self._hs: ServerHandshake | None = ServerHandshake(config.credentials, config.policy)
+        self._sealer = config.ticket_sealer
+        self._resume: ServerResumption | None = None
+        self._policy = config.policy
         self.state = State.WAIT_CLIENT_HELLO
         self._pending_recv: tuple[int, bytes] | None = None
         self._rekey_requested = False
+
+    # -- resumption ----------------------------------------------------------------------
+    def accept_resumption(self) -> None:
+        """The ticket was claimed (first use): answer with ResumeAccept."""
+        if self.state is not State.WAIT_TICKET_CLAIM or self._resume is None:
+            raise LocalProtocolError("no resumption waiting for a decision")
+        try:
+            self._out.append(self._resume.accept(self._now()))
+            self.state = State.WAIT_RESUME_FINISHED
+        except SessionError as exc:
+            self._fail(exc)
+
+    def reject_resumption(self, reason: str = "ticket already used") -> None:
+        if self.state is not State.WAIT_TICKET_CLAIM:
+            raise LocalProtocolError("no resumption waiting for a decision")
+        self._fail(TicketRejected(reason))
+
+    def issue_ticket(self, principal: bytes, lifetime_s: int) -> ResumptionTicket | None:
+        """Seal and send a NEW_TICKET; returns None if resumption is not enabled."""
+        if self.state is not State.ESTABLISHED:
+            raise LocalProtocolError("tickets are issued on established sessions")
+        if self._sealer is None or lifetime_s <= 0:
+            return None
+        if len(principal) > MAX_PRINCIPAL:
+            raise LocalProtocolError("principal too large for a ticket")
+        assert self.resumption_secret is not None and self.suite is not None
+        now = self._now()
+        tid = new_ticket_id()
+        psk = derive_psk(self.resumption_secret, tid)
+        contents = TicketContents(
+            tid, self.suite.suite_id, now, now + lifetime_s * 1000, psk, principal
+        )
+        sealed = self._sealer.seal(contents.to_bytes(), TICKET_AAD)
+        try:
+            self._seal(RecordType.NEW_TICKET, encode_new_ticket(lifetime_s, tid, sealed))
+        except SessionError as exc:
+            self._fail(exc)
+            return None
+        return ResumptionTicket(tid, sealed, psk, self.suite.suite_id, now + lifetime_s * 1000)
 
     def request_rekey(self) -> None:
         if self.state is not State.ESTABLISHED:
@@ -364,9 +472,29 @@ class ServerSession(Session):
         if self.state is State.ESTABLISHED:
             self._receive_record(data)
         elif self.state is State.WAIT_CLIENT_HELLO:
+            if handshake_type(data) == HandshakeType.RESUME_HELLO:
+                if self._sealer is None:
+                    raise TicketRejected("resumption is not enabled")
+                self._hs = None
+                self._resume = ServerResumption(self._sealer, self._policy)
+                request = self._resume.on_hello(data, self._now())
+                self.state = State.WAIT_TICKET_CLAIM
+                self._events.append(
+                    ResumptionRequested(request.ticket_id, request.principal, request.expires_ms)
+                )
+                return
             assert self._hs is not None
             self._out.append(self._hs.on_client_hello(data, self._now()))
             self.state = State.WAIT_CLIENT_KEM
+        elif self.state is State.WAIT_TICKET_CLAIM:
+            raise HandshakeError("message before the resumption decision")
+        elif self.state is State.WAIT_RESUME_FINISHED:
+            assert self._resume is not None
+            result = self._resume.on_finished(data)
+            self._resume = None
+            self._install(result)
+            self.state = State.ESTABLISHED
+            self._events.append(HandshakeComplete(result.suite.name, NO_KEY_ID, resumed=True))
         else:  # WAIT_CLIENT_KEM
             assert self._hs is not None
             finished, result = self._hs.on_client_kem(data)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import jwt
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from crypto.errors import CloseCode
@@ -52,6 +53,21 @@ class Principal:
             if action in actions and _matches(pattern, channel):
                 return True
         return False
+
+    def to_bytes(self) -> bytes:
+        """Serialised into resumption tickets (sealed; never sent in the clear)."""
+        chans = {p: sorted(a.value for a in acts) for p, acts in self.grants}
+        return orjson.dumps({"sub": self.user, "exp": self.expires_at, "chans": chans})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Principal:
+        try:
+            claims = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise AuthError("ticket principal malformed") from None
+        if not isinstance(claims, dict):
+            raise AuthError("ticket principal malformed")
+        return _principal(claims)
 
 
 def _matches(pattern: str, channel: str) -> bool:

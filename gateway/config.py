@@ -20,6 +20,7 @@ class GatewayLimits:
     max_body_bytes: int = 16_384
     history_per_channel: int = 100
     idle_timeout_s: float = 300.0  # no frame from the client for this long: close
+    ticket_lifetime_s: int = 24 * 3600  # resumption tickets; never beyond the token's expiry
     directory_blocks: int = 2**14  # ORAM capacity of the channel directory (256-byte blocks)
 
 

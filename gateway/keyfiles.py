@@ -39,6 +39,8 @@ CERT_BACKDATE_S = 2 * 24 * 3600
 WRAPPED = ".wrapped"
 ROOT_AAD = b"gateway/root"
 AUTH_AAD = b"gateway/auth/hs256"
+TICKET_SECRET = "ticket.key"  # noqa: S105 (a file name)
+TICKET_AAD = b"gateway/ticket"
 
 
 class KeyFileError(Exception):
@@ -71,7 +73,8 @@ def lt_aad(kem: HybridKem) -> bytes:
 
 def _secret_roles() -> list[tuple[str, bytes, int]]:
     """(file name, wrap AAD, size) of every secret file of a keys directory."""
-    roles = [(ROOT_KEY, ROOT_AAD, 32), (AUTH_SECRET, AUTH_AAD, 32)]
+    roles = [(ROOT_KEY, ROOT_AAD, 32), (AUTH_SECRET, AUTH_AAD, 32),
+             (TICKET_SECRET, TICKET_AAD, 32)]
     roles += [(_kem_file(kem, "key"), lt_aad(kem), 32) for kem in KEMS.values()]
     return roles
 
@@ -186,6 +189,7 @@ def init_keys(
         cert = root.certify(kem, key.public_bytes, now - CERT_BACKDATE_S, now + validity_s)
         write_public(directory / _kem_file(kem, "cert"), cert.to_bytes())
     _write_key(directory, AUTH_SECRET, secrets.token_bytes(32), AUTH_AAD, store)
+    _write_key(directory, TICKET_SECRET, secrets.token_bytes(32), TICKET_AAD, store)
 
 
 def load_root_public(path: Path) -> bytes:
@@ -197,6 +201,15 @@ def load_root_public(path: Path) -> bytes:
 
 def load_auth_secret(directory: Path, store: KeyStore | None = None) -> bytes:
     return _read_key(directory, AUTH_SECRET, AUTH_AAD, 32, store)
+
+
+def load_ticket_key(directory: Path, store: KeyStore | None = None) -> bytes | None:
+    """The resumption-ticket key every node of a deployment shares (None if absent)."""
+    if not (directory / TICKET_SECRET).exists() and not (
+        directory / (TICKET_SECRET + WRAPPED)
+    ).exists():
+        return None
+    return _read_key(directory, TICKET_SECRET, TICKET_AAD, 32, store)
 
 
 def load_credentials(
