@@ -46,6 +46,10 @@ def main() -> None:
     rekey_th = bytes(range(0xA0, 0xC0))
     epoch1 = next_epoch_secret(epoch0, ss_rekey, rekey_th)
     c2s_1, s2c_1 = chain_keys(epoch1, 1)
+    psk = expand_label(res, b"ticket psk", bytes(range(0xC0, 0xD0)))
+    r_es = hkdf_extract(b"plexichat v1 resume", psk)
+    r_bk = expand_label(r_es, b"resume binder", b"")
+    r_ms = hkdf_extract(r_es, ss_e)
     vec = {
         "inputs": {
             "ss_e": ss_e.hex(),
@@ -76,6 +80,8 @@ def main() -> None:
         "epoch1": epoch1.hex(),
         "c2s_chain0_epoch1": c2s_1.hex(),
         "s2c_chain0_epoch1": s2c_1.hex(),
+        "resume": {"ticket_id": bytes(range(0xC0, 0xD0)).hex(), "psk": psk.hex(),
+                   "es": r_es.hex(), "binder_key": r_bk.hex(), "ms_with_ss_e": r_ms.hex()},
     }
     OUT.write_text(json.dumps(vec, indent=2) + "\n")
     print(f"wrote {OUT}")

@@ -75,3 +75,12 @@ def test_rekey_epoch_secret():
     assert e1 == h("epoch1")
     assert expand(e1, "c2s chain", b"\x00\x00\x00\x01") == h("c2s_chain0_epoch1")
     assert expand(e1, "s2c chain", b"\x00\x00\x00\x01") == h("s2c_chain0_epoch1")
+
+
+def test_resumption_key_schedule():
+    r = {k: bytes.fromhex(v) for k, v in V["resume"].items()}
+    psk = expand(h("resumption"), "ticket psk", r["ticket_id"])
+    es = extract(b"plexichat v1 resume", psk)
+    assert (psk, es) == (r["psk"], r["es"])
+    assert expand(es, "resume binder", b"") == r["binder_key"]
+    assert extract(es, X["ss_e"]) == r["ms_with_ss_e"]
