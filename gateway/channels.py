@@ -10,30 +10,34 @@ and opened on read, so entries stay readable across key rotations while their ve
 enabled. An entry that no longer opens (its version disabled or destroyed) is left out of
 the reply and logged; a seal failure keeps the message out of history (it is still
 delivered live). Nothing is ever stored in plaintext instead.
+
+Clustering (``bus=``/``history=``, see docs/CLUSTER.md): with the default MemoryBus and
+in-process history nothing changes (``publish`` and ``history`` stay synchronous). With a
+RedisBus and/or a RedisHistory the hub is ``clustered``: ``publish_async`` queues the
+history append and the bus publish (one pipelined round trip), then fans out to the
+local members once Redis accepted both, or reports the failure; messages from other nodes
+arrive through the bus and go to every local member. Message ids are ``<node>-<n>`` with
+the bus's per-start node id, unique across nodes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
-import os
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from crypto.keystore import KeyStoreError
 from gateway.ops import encode
+from gateway.stores.bus import Bus, MemoryBus
+from gateway.stores.history import History, HistorySealer, MemoryHistory
+
+__all__ = ["ChannelHub", "Delivery", "HistorySealer", "Member"]
 
 log = logging.getLogger("plexigate.channels")
-
-
-class HistorySealer(Protocol):
-    """What ChannelHub needs to keep history sealed (a RotatingKey fits)."""
-
-    def seal(self, plaintext: bytes, aad: bytes = b"") -> bytes: ...
-
-    def open(self, blob: bytes, aad: bytes = b"") -> bytes: ...
 
 
 class Member(Protocol):
@@ -55,30 +59,70 @@ class _Channel:
     history: deque[bytes] = field(default_factory=deque)
 
 
+_NO_HISTORY: deque[bytes] = deque(maxlen=0)
+
+
 class ChannelHub:
     def __init__(
-        self, history_per_channel: int = 100, sealer: HistorySealer | None = None
+        self,
+        history_per_channel: int = 100,
+        sealer: HistorySealer | None = None,
+        *,
+        bus: Bus | None = None,
+        history: History | None = None,
     ) -> None:
         self._channels: dict[str, _Channel] = {}
-        self._sealer = sealer
-        self._history = history_per_channel
-        self._node = os.urandom(4).hex()
+        self._bus: Bus = bus if bus is not None else MemoryBus()
+        # In-process history (the sync fast path) unless a history store is given.
+        self._mem: MemoryHistory | None = None
+        self._store: History
+        if history is None:
+            self._mem = self._store = MemoryHistory(history_per_channel, sealer)
+        else:
+            self._store = history
+        self.clustered = not isinstance(self._bus, MemoryBus) or history is not None
+        self._node = self._bus.node
         self._counter = itertools.count(1)
 
+    def _channel(self, channel: str) -> _Channel:
+        ch = self._channels.get(channel)
+        if ch is None:
+            q = self._mem.queue(channel) if self._mem is not None else _NO_HISTORY
+            ch = self._channels[channel] = _Channel(history=q)
+        return ch
+
+    # -- lifecycle (Gateway.start/close) -------------------------------------------------
+    def start(self) -> None:
+        self._bus.start(self._from_bus)
+
+    async def aclose(self) -> None:
+        await self._bus.aclose()
+        await self._store.aclose()
+
+    # -- membership ------------------------------------------------------------------------
     def join(self, member: Member, channel: str) -> bool:
-        ch = self._channels.setdefault(channel, _Channel(history=deque(maxlen=self._history)))
+        ch = self._channel(channel)
         if member in ch.members:
             return False
         ch.members.add(member)
+        if len(ch.members) == 1:
+            self._bus.watch(channel)
         return True
+
+    async def ready(self, channel: str) -> None:
+        """Wait (bounded) until other nodes' messages of ``channel`` reach this node."""
+        await self._bus.ready(channel)
 
     def leave(self, member: Member, channel: str) -> bool:
         ch = self._channels.get(channel)
         if ch is None or member not in ch.members:
             return False
         ch.members.discard(member)
-        if not ch.members and not ch.history:
-            del self._channels[channel]
+        if not ch.members:
+            self._bus.unwatch(channel)
+            if not ch.history:
+                del self._channels[channel]
+                self._store.forget_if_empty(channel)
         return True
 
     def is_member(self, member: Member, channel: str) -> bool:
@@ -89,8 +133,8 @@ class ChannelHub:
         ch = self._channels.get(channel)
         return len(ch.members) if ch else 0
 
-    def publish(self, sender: Member, channel: str, body: str) -> Delivery:
-        ch = self._channels.setdefault(channel, _Channel(history=deque(maxlen=self._history)))
+    # -- publish ---------------------------------------------------------------------------
+    def _message(self, sender: Member, channel: str, body: str) -> tuple[str, int, bytes]:
         mid = f"{self._node}-{next(self._counter)}"
         ts = time.time_ns() // 1_000_000
         payload = encode(
@@ -103,40 +147,69 @@ class ChannelHub:
                 "ts": ts,
             }
         )
-        if self._sealer is None:
-            ch.history.append(payload)
-        else:
-            try:
-                ch.history.append(self._sealer.seal(payload, _history_aad(channel)))
-            except KeyStoreError as exc:
-                log.warning("history entry not kept for a channel: %s", type(exc).__name__)
+        return mid, ts, payload
+
+    def _fan_out(self, channel: str, payload: bytes, sender: Member | None) -> int:
+        ch = self._channels.get(channel)
+        if ch is None:
+            return 0
         delivered = 0
         for member in tuple(ch.members):
             if member is not sender:
                 member.deliver(payload)
                 delivered += 1
-        return Delivery(mid, ts, delivered)
+        return delivered
 
+    def publish(self, sender: Member, channel: str, body: str) -> Delivery:
+        """Single node: keep in history, deliver to every other member, synchronously."""
+        if self.clustered:
+            raise RuntimeError("a clustered hub publishes with publish_async")
+        assert self._mem is not None
+        self._channel(channel)
+        mid, ts, payload = self._message(sender, channel, body)
+        self._mem.add(channel, payload)
+        return Delivery(mid, ts, self._fan_out(channel, payload, sender))
+
+    def publish_async(
+        self,
+        sender: Member,
+        channel: str,
+        body: str,
+        done: Callable[[Delivery | BaseException], None],
+    ) -> None:
+        """Clustered: queue history append + bus publish now (in this order, so messages
+        keep their order), then fan out locally and call ``done`` with the Delivery
+        (``delivered`` counts this node's recipients) or with the exception
+        (BusUnavailable) - in which case no local member got it."""
+        mid, ts, payload = self._message(sender, channel, body)
+        waits: list[Awaitable[Any]] = [self._store.append(channel, payload)]
+        sent = self._bus.publish(channel, payload)
+        if sent is not None:
+            waits.append(sent)
+        fut = asyncio.gather(*waits)
+
+        def finish(f: asyncio.Future[list[Any]]) -> None:
+            exc = asyncio.CancelledError() if f.cancelled() else f.exception()
+            if exc is not None:
+                done(exc)
+                return
+            done(Delivery(mid, ts, self._fan_out(channel, payload, sender)))
+
+        fut.add_done_callback(finish)
+
+    def _from_bus(self, channel: str, payload: bytes) -> None:
+        """A message another node published: to every local member, once."""
+        self._fan_out(channel, payload, None)
+
+    # -- history ---------------------------------------------------------------------------
     def history(self, channel: str, limit: int) -> list[bytes]:
-        ch = self._channels.get(channel)
-        if ch is None or limit <= 0:
-            return []
-        entries = list(ch.history)[-limit:]
-        if self._sealer is None:
-            return entries
-        out: list[bytes] = []
-        failed: dict[str, int] = {}
-        aad = _history_aad(channel)
-        for blob in entries:
-            try:
-                out.append(self._sealer.open(blob, aad))
-            except KeyStoreError as exc:  # disabled/destroyed version, forged entry
-                failed[type(exc).__name__] = failed.get(type(exc).__name__, 0) + 1
-        if failed:
-            log.warning("history: %s entries no longer open (%s)", sum(failed.values()),
-                        ", ".join(f"{k} x{v}" for k, v in sorted(failed.items())))
-        return out
+        """In-process history (single node), oldest first."""
+        if self._mem is None:
+            raise RuntimeError("a clustered hub reads history with ahistory")
+        return self._mem.get(channel, limit)
 
-
-def _history_aad(channel: str) -> bytes:
-    return b"history/" + channel.encode()
+    async def ahistory(self, channel: str, limit: int) -> list[bytes]:
+        """History from the configured store (raises BusUnavailable when it is down)."""
+        if self._mem is not None:
+            return self._mem.get(channel, limit)
+        return await self._store.read(channel, limit)

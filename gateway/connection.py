@@ -24,8 +24,10 @@ from crypto.oram_errors import OramIntegrityError
 from crypto.session import ServerSession, State
 from gateway.auth import Action, AuthError, Principal
 from gateway.channel_directory import DirectoryFull, RecordTooLarge
+from gateway.channels import Delivery
 from gateway.ops import OpError, Request, encode, parse_request
 from gateway.ratelimit import TokenBucket
+from gateway.stores.bus import BusUnavailable
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -246,7 +248,8 @@ class Connection:
             if self.closing:
                 return
             self.channels.add(req.channel)
-            self.gw.hub.join(self, req.channel)
+            if self.gw.hub.join(self, req.channel) and self.gw.hub.clustered:
+                await self.gw.hub.ready(req.channel)  # other nodes' messages reach us now
         self._reply({"op": "ok", "id": req.id, "channel": req.channel})
 
     async def _op_leave(self, req: Request) -> None:
@@ -300,18 +303,42 @@ class Connection:
         self._require(req.channel, Action.PUBLISH, req.id)
         if not self._bucket.take(time.monotonic()):
             raise OpError("rate_limited", "publish rate exceeded", req.id)
-        d = self.gw.hub.publish(self, req.channel, req.body)
-        self.gw.metrics.count("published")
-        self._reply({"op": "ack", "id": req.id, "mid": d.mid, "ts": d.ts, "delivered": d.delivered})
+        hub = self.gw.hub
+        if hub.clustered:  # through Redis: ack (or error) when it took the message
+            rid = req.id
+            hub.publish_async(self, req.channel, req.body, lambda r: self._published(rid, r))
+            return
+        self._published(req.id, hub.publish(self, req.channel, req.body))
 
-    def _op_history(self, req: Request) -> None:
+    def _published(self, rid: int | None, d: Delivery | BaseException) -> None:
+        if isinstance(d, BaseException):
+            self._op_error(OpError("unavailable", "message bus unavailable", rid))
+            return
+        self.gw.metrics.count("published")
+        self._reply({"op": "ack", "id": rid, "mid": d.mid, "ts": d.ts, "delivered": d.delivered})
+
+    def _op_history(self, req: Request) -> Awaitable[None] | None:
         assert req.channel is not None
         self._require(req.channel, Action.HISTORY, req.id)
         limit = min(
             req.limit if req.limit is not None else 50, self.gw.config.limits.history_per_channel
         )
+        if self.gw.hub.clustered:
+            return self._history_async(req, limit)
+        self._send_history(req, self.gw.hub.history(req.channel, limit))
+        return None
+
+    async def _history_async(self, req: Request, limit: int) -> None:
+        assert req.channel is not None
+        try:
+            entries = await self.gw.hub.ahistory(req.channel, limit)
+        except (BusUnavailable, OSError, RedisError):
+            raise OpError("unavailable", "history store unavailable", req.id) from None
+        self._send_history(req, entries)
+
+    def _send_history(self, req: Request, entries: list[bytes]) -> None:
         head = encode({"op": "history", "id": req.id, "channel": req.channel})
-        messages = b",".join(self.gw.hub.history(req.channel, limit))
+        messages = b",".join(entries)
         self.deliver(head[:-1] + b',"messages":[' + messages + b"]}")
 
     def _op_ping(self, req: Request) -> None:

@@ -21,6 +21,8 @@ from gateway.channels import ChannelHub
 from gateway.config import GatewayConfig
 from gateway.connection import Connection
 from gateway.metrics import Metrics
+from gateway.stores.bus import Bus
+from gateway.stores.history import History
 
 if TYPE_CHECKING:
     from gateway.keyruntime import KeyRuntime
@@ -38,6 +40,8 @@ class Gateway:
         *,
         keys: KeyRuntime | None = None,
         directory: ChannelDirectory | None = None,
+        bus: Bus | None = None,
+        history: History | None = None,
     ) -> None:
         self.config = config
         self.session_config = ServerConfig(dict(credentials), config.policy, config.session)
@@ -45,8 +49,13 @@ class Gateway:
         # keys: key store + storage key + rotator (serve --keystore); history is sealed
         # under the storage key and start()/close() run/stop automatic rotation.
         self.keys = keys
+        # bus/history: MemoryBus + in-process history by default; RedisBus + RedisHistory
+        # make this process one node of a cluster (serve --redis --cluster-key-file).
         self.hub = hub or ChannelHub(
-            config.limits.history_per_channel, sealer=keys.storage if keys else None
+            config.limits.history_per_channel,
+            sealer=keys.storage if keys else None,
+            bus=bus,
+            history=history,
         )
         # Channel membership and settings, through Path ORAM (in memory by default).
         self.directory = directory or ChannelDirectory.memory(
@@ -112,6 +121,7 @@ class Gateway:
             close_timeout=self.close_timeout_s,
             server_header=None,
         )
+        self.hub.start()
         if self.keys is not None:
             self.keys.start()
         self._watchdog = asyncio.create_task(self._watch_idle())
@@ -134,6 +144,7 @@ class Gateway:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        await self.hub.aclose()
         await self.directory.aclose()
         if self.keys is not None:
             await self.keys.aclose()

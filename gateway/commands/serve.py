@@ -13,7 +13,7 @@ from crypto.keystore import KeyStore, KeyStoreError
 from crypto.suite import Level, SuitePolicy
 from gateway import authconfig
 from gateway.channel_directory import ChannelDirectory
-from gateway.commands import _gwkeys
+from gateway.commands import _cluster, _gwkeys
 from gateway.config import GatewayConfig, GatewayLimits
 from gateway.keyfiles import KeyFileError, init_keys, load_auth_secret, load_credentials
 from gateway.server import Gateway, install_uvloop
@@ -63,6 +63,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _gwkeys.add_gateway_store_args(p)  # --keystore soft|pkcs11 ... (absent: development mode)
     _gwkeys.add_rotation_args(p)
+    _cluster.add_arguments(p)  # --cluster-key-file (with --redis: clustered node)
     authconfig.add_arguments(p)  # --jwt-*, --max-channels, --rekey-after-*, --max-skew-ms
     p.set_defaults(func=run)
 
@@ -102,10 +103,16 @@ def _build(
     verifier = authconfig.build_verifier(args, lambda: load_auth_secret(keys, store))
     credentials = load_credentials(keys, store)
     runtime = _gwkeys.open_runtime(args, keys, store, audit) if store is not None else None
+    cluster = _cluster.open_cluster(args, config.limits.history_per_channel)
     directory = (
-        ChannelDirectory.redis(args.redis, capacity=args.directory_blocks) if args.redis else None
+        ChannelDirectory.redis(
+            args.redis, capacity=args.directory_blocks, namespace=cluster.directory_namespace
+        )
+        if args.redis
+        else None
     )
-    return Gateway(config, credentials, verifier, keys=runtime, directory=directory)
+    return Gateway(config, credentials, verifier, keys=runtime, directory=directory,
+                   bus=cluster.bus, history=cluster.history)
 
 
 async def _serve(args: argparse.Namespace) -> int:
