@@ -23,6 +23,7 @@ from gateway.connection import Connection
 from gateway.metrics import Metrics
 from gateway.stores.bus import Bus
 from gateway.stores.history import History
+from gateway.webclient import WebClient
 
 if TYPE_CHECKING:
     from gateway.keyruntime import KeyRuntime
@@ -42,6 +43,7 @@ class Gateway:
         directory: ChannelDirectory | None = None,
         bus: Bus | None = None,
         history: History | None = None,
+        serve_web_client: bool = False,
     ) -> None:
         self.config = config
         self.session_config = ServerConfig(dict(credentials), config.policy, config.session)
@@ -62,6 +64,8 @@ class Gateway:
             capacity=config.limits.directory_blocks
         )
         self.metrics = Metrics()
+        # Development: the browser client over plain HTTP GET on the same port (webclient.py).
+        self.web_client = WebClient() if serve_web_client else None
         self.close_timeout_s = 2.0
         self._by_user: dict[str, set[Connection]] = defaultdict(set)
         self._server: Server | None = None
@@ -120,6 +124,7 @@ class Gateway:
             ping_timeout=30,
             close_timeout=self.close_timeout_s,
             server_header=None,
+            process_request=self.web_client,
         )
         self.hub.start()
         if self.keys is not None:

@@ -2,10 +2,10 @@
 
 The gateway is a WebSocket server; ``websockets`` lets a ``process_request`` hook answer a
 request before the opening handshake. :class:`WebClient` answers a plain (non-upgrade) GET of
-``/``, ``/app.js``, ``/style.css`` and ``/plexichat.bundle.js`` with the static files of
+``/``, ``/app.js``, ``/style.css``, ``/favicon.svg`` and ``/plexichat.bundle.js`` with the static files of
 ``clients/web`` and a strict Content-Security-Policy; every WebSocket upgrade goes on to the
 PlexiChat handshake untouched. A non-upgrade GET of any other path gets a 404 instead of the
-426 the handshake would give (the browser asks for ``/favicon.ico``).
+426 the handshake would give.
 
 The files are read once, at construction. The page takes the pinned root key and the token
 from the URL fragment (``#root=<hex>&token=<jwt>``), which browsers never send to a server,
@@ -40,6 +40,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
     "/plexichat.bundle.js": ("dist/plexichat.bundle.js", "text/javascript; charset=utf-8"),
 }
 
