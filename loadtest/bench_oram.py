@@ -17,60 +17,18 @@ import argparse
 import asyncio
 import os
 import secrets
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from crypto.oram import PAPER_STASH_TABLE, Op, OramParams, PathOram
 from gateway.stores.oram_memory import MemoryBucketStore
 from gateway.stores.oram_redis import RedisBucketStore
 from gateway.stores.oram_store import OramClient
+from loadtest.redis_server import RedisServerError, redis_server
 
 
 def progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def redis_server() -> Iterator[str]:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise SystemExit("redis-server is not installed; pass --redis-url or --skip-redis")
-    tmp = tempfile.mkdtemp(prefix="bench-oram-redis-")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [exe, "--bind", "127.0.0.1", "--port", str(port), "--dir", tmp, "--save", "",
-         "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as c:
-                    c.sendall(b"PING\r\n")
-                    if c.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("redis-server did not start") from None
-                time.sleep(0.05)
-        progress(f"started redis-server on 127.0.0.1:{port} (pid {proc.pid})")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _random_ops(n: int, count: int, block: int) -> list[tuple[Op, int, bytes | None]]:
@@ -263,8 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.redis_url:
             redis_rows(args.redis_url)
         else:
-            with redis_server() as url:
-                redis_rows(url)
+            try:
+                with redis_server("bench-oram-redis-") as url:
+                    redis_rows(url)
+            except RedisServerError as exc:
+                raise SystemExit(f"{exc}; pass --redis-url or --skip-redis") from None
     height = OramParams(args.n).height
     print(f"\nPath ORAM, N={args.n} blocks of {args.block} B, Z=4, L={height} "
           f"({height + 1} buckets per path), {args.ops} random 50/50 read/write accesses")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.report import RESULTS_DIR, add_ratios, machine, table, write_json
-from loadtest.scenarios import SCENARIOS, Options, ScenarioError, run_scenario
+from loadtest.scenarios import SCENARIOS, Options, ScenarioError, run_scenario, store_table
 
 ALL = ("connect-rate", "relay", "fan-out", "idle", "churn", "sweep")
 
@@ -55,7 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--store",
         choices=("memory", "redis"),
         default="memory",
-        help="relay: gateway store (redis: not supported by the gateway yet)",
+        help="relay: gateway store; redis starts a redis-server and runs the gateway with "
+        "--redis --cluster-key-file, reported next to the memory store of the same run",
     )
     p.add_argument("--no-uvloop", action="store_true")
     p.add_argument(
@@ -106,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
             }
             path = write_json(name, payload, args.results)
             print(table(name, result))
+            if "store_ratios" in result:
+                print(store_table(result))
             print(f"results: {path}")
             if name == "sweep":
                 from loadtest.plot import plot_sweep

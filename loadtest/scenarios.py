@@ -15,6 +15,8 @@ from typing import Any
 
 from loadtest.histogram import Histogram
 from loadtest.phase import PhaseResult, run_phase
+from loadtest.redis_server import RedisServerError, redis_server
+from loadtest.report import _fmt, _get_any, ratio
 from loadtest.servers import (
     ServerProcess,
     Target,
@@ -61,8 +63,11 @@ def lat(h: Histogram) -> dict[str, float | int | None]:
 
 
 @contextlib.contextmanager
-def server(kind: str, opts: Options, scenario: str) -> Iterator[Target]:
-    """The server for ``kind``: started here, or (secure only) the one at ``opts.url``."""
+def server(
+    kind: str, opts: Options, scenario: str, redis_url: str | None = None
+) -> Iterator[Target]:
+    """The server for ``kind``: started here, or (secure only) the one at ``opts.url``;
+    with ``redis_url`` the gateway is a clustered node on that Redis."""
     if kind == "secure" and opts.url is not None:
         if opts.keys is None:
             raise ScenarioError("--url needs --keys (the directory with root.pub and the secret)")
@@ -74,8 +79,11 @@ def server(kind: str, opts: Options, scenario: str) -> Iterator[Target]:
         if opts.profile_dir is not None:
             opts.profile_dir.mkdir(parents=True, exist_ok=True)
             prof = opts.profile_dir / f"{scenario}-{kind}.prof"
-        make = gateway_process if kind == "secure" else baseline_process
-        proc: ServerProcess = make(wd, prof, opts.uvloop)
+        proc: ServerProcess = (
+            gateway_process(wd, prof, opts.uvloop, redis_url)
+            if kind == "secure"
+            else baseline_process(wd, prof, opts.uvloop)
+        )
         with proc:
             url = proc.start()
             if kind == "secure":
@@ -150,16 +158,47 @@ def _relay_figures(p: PhaseResult) -> dict[str, Any]:
     }
 
 
-def relay(kind: str, opts: Options) -> dict[str, Any]:
-    if opts.store != "memory":
-        raise ScenarioError(
-            f"--store {opts.store}: the gateway has no Redis-backed message/replay store yet "
-            "(gateway/stores holds only the ORAM bucket stores, and `plexigate serve` has no "
-            "store option). Relay with a Redis store will run here once serve accepts one."
-        )
-    with server(kind, opts, "relay") as target:
-        p = _phase(target, _relay_specs(opts, 0.0), f"relay {kind}", opts)
+def relay(kind: str, opts: Options, redis_url: str | None = None) -> dict[str, Any]:
+    with server(kind, opts, "relay", redis_url) as target:
+        label = f"relay {kind}" + (" (redis store)" if redis_url else "")
+        p = _phase(target, _relay_specs(opts, 0.0), label, opts)
     return _relay_figures(p)
+
+
+STORE_ROWS = (("delivered msgs / s", "throughput_per_s"), ("latency p50 (us)", "latency_us.p50"),
+              ("latency p99 (us)", "latency_us.p99"),
+              ("server CPU per msg (us)", "server_cpu_us_per_message"))  # fmt: skip
+
+
+def relay_redis(opts: Options) -> dict[str, Any]:
+    """Relay with the gateway on a Redis store (own redis-server, ``serve --redis
+    --cluster-key-file``: pub/sub fan-out + Streams history + ORAM directory), next to the
+    plaintext baseline and the in-memory gateway of the same run."""
+    if opts.url is not None:
+        raise ScenarioError("--store redis starts its own gateway and redis-server (no --url)")
+    try:
+        with redis_server("plexigate-loadtest-redis-", quiet=not opts.progress) as url:
+            out = {"plain": relay("plain", opts), "secure": relay("secure", opts, url)}
+    except RedisServerError as exc:
+        raise ScenarioError(str(exc)) from None
+    out["secure_memory"] = relay("secure", opts)
+    out["store_ratios"] = {
+        label: ratio(_get_any(out["secure"], path), _get_any(out["secure_memory"], path))
+        for label, path in STORE_ROWS
+    }
+    return out
+
+
+def store_table(result: dict[str, Any]) -> str:
+    """Redis store versus in-memory store, both secure, same run."""
+    lines = ["== relay: redis store vs memory store (secure gateway, same run) ==",
+             f"{'':<24}  {'memory':>12}  {'redis':>12}  {'ratio r/m':>9}"]  # fmt: skip
+    for label, path in STORE_ROWS:
+        m = _get_any(result.get("secure_memory", {}), path)
+        r = _get_any(result.get("secure", {}), path)
+        q = result.get("store_ratios", {}).get(label)
+        lines.append(f"{label:<24}  {_fmt(m):>12}  {_fmt(r):>12}  {_fmt(q):>9}")
+    return "\n".join(lines)
 
 
 # -- fan-out -----------------------------------------------------------------------------
@@ -271,7 +310,9 @@ def run_scenario(name: str, opts: Options) -> dict[str, Any]:
     runner = RUNNERS[name]
     if name != "relay" and opts.store != "memory":
         raise ScenarioError("--store applies to the relay scenario only")
-    if name == "relay" and opts.store != "memory":
-        runner("secure", opts)  # raises ScenarioError with the reason
+    if name == "relay" and opts.store == "redis":
+        return relay_redis(opts)
+    if opts.store != "memory":
+        raise ScenarioError(f"unknown store {opts.store!r}")
     kinds = opts.extra.get("kinds", KINDS)
     return {kind: runner(kind, opts) for kind in kinds}

@@ -138,10 +138,12 @@ def _python(profile_path: Path | None) -> list[str]:
 
 
 def gateway_process(
-    workdir: Path, profile_path: Path | None = None, uvloop: bool = True
+    workdir: Path, profile_path: Path | None = None, uvloop: bool = True,
+    redis_url: str | None = None,
 ) -> ServerProcess:
     """``plexigate serve`` with fresh development keys in ``workdir/keys``, port 0, the
-    publish rate limit lifted (the harness measures capacity, not the limiter)."""
+    publish rate limit lifted (the harness measures capacity, not the limiter). With
+    ``redis_url``: a clustered node (``--redis`` and a fresh ``--cluster-key-file``)."""
     argv = [
         *_python(profile_path),
         "-m", "plexigate", "--log-level", "WARNING", "serve",
@@ -150,6 +152,11 @@ def gateway_process(
     ]  # fmt: skip
     if not uvloop:
         argv.append("--no-uvloop")
+    if redis_url is not None:
+        key = workdir / "cluster.key"
+        key.write_bytes(os.urandom(32))
+        key.chmod(0o600)
+        argv += ["--redis", redis_url, "--cluster-key-file", str(key)]
     return ServerProcess(argv, workdir / "gateway.log")
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from loadtest.histogram import Histogram, bucket_bounds, bucket_index
 from loadtest.report import add_ratios, table
-from loadtest.scenarios import SCENARIOS, Options, ScenarioError, run_scenario
+from loadtest.scenarios import SCENARIOS, Options, ScenarioError, run_scenario, store_table
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,7 @@ def test_scenario_smoke(name: str) -> None:
     assert "ratio" in table(name, result)
 
 
-def test_cli_writes_json_and_rejects_redis_store(tmp_path: Path) -> None:
+def test_cli_writes_json_and_rejects_redis_store_outside_relay(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "loadtest", "relay", "--duration", "0.5", "--window", "4",
          "--results", str(tmp_path), "--quiet"],
@@ -77,17 +77,26 @@ def test_cli_writes_json_and_rejects_redis_store(tmp_path: Path) -> None:
     assert data["result"]["ratios"]["delivered msgs / s"] > 0
     assert data["machine"]["nproc"] >= 1
     rej = subprocess.run(
-        [sys.executable, "-m", "loadtest", "relay", "--store", "redis", "--quiet"],
+        [sys.executable, "-m", "loadtest", "fan-out", "--store", "redis", "--quiet"],
         cwd=REPO, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert rej.returncode == 2
-    assert "Redis-backed" in rej.stderr
+    assert "relay scenario only" in rej.stderr
 
 
-def test_store_redis_is_refused_before_any_server_starts() -> None:
+def test_relay_with_redis_store_next_to_memory_store() -> None:
+    """--store redis: own redis-server, gateway with --redis --cluster-key-file."""
     opts = tiny()
     opts.store = "redis"
-    with pytest.raises(ScenarioError, match="Redis"):
+    result = run_scenario("relay", opts)
+    for kind in ("plain", "secure", "secure_memory"):
+        _positive(result[kind], "throughput_per_s")
+        assert result[kind]["delivered"] == result[kind]["published"], result[kind]
+        assert not result[kind]["errors"], result[kind]["errors"]
+    assert result["store_ratios"]["delivered msgs / s"] > 0
+    assert "redis store vs memory store" in store_table(result)
+    opts.url = "ws://127.0.0.1:1"
+    with pytest.raises(ScenarioError, match="own gateway"):
         run_scenario("relay", opts)
 
 
