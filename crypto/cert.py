@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey, MLDSA65PublicKey
 
 from crypto.errors import CertificateError
-from crypto.kem import HybridKem, KemError, kem_by_id
+from crypto.kem import HybridKem, HybridPublicKey, KemError, kem_by_id
 
 MAGIC = b"PXC1"
 SIG_CONTEXT = b"plexichat gateway cert v1"
@@ -122,8 +122,10 @@ class GatewayCertificate:
             raise CertificateError("certificate has a bad length")
         return cls(kem, key_id, nb, na, pk, sig)
 
-    def verify(self, root_public_key: bytes, now_s: int) -> None:
-        """Check signature, key id, validity period and the key itself; raise CertificateError."""
+    def verify(self, root_public_key: bytes, now_s: int) -> HybridPublicKey:
+        """Check signature, key id, validity period and the key itself; raise CertificateError.
+
+        Returns the loaded public key, so callers do not parse (and check) it twice."""
         try:
             root = MLDSA65PublicKey.from_public_bytes(root_public_key)
         except ValueError:
@@ -138,6 +140,6 @@ class GatewayCertificate:
         if not self.not_before <= now_s <= self.not_after:
             raise CertificateError("certificate outside its validity period")
         try:
-            self.kem.public_key(self.public_key)
+            return self.kem.public_key(self.public_key)
         except (KemError, ValueError):
             raise CertificateError("certified public key is malformed") from None

@@ -17,6 +17,7 @@ These classes hold no I/O and read no clock: the session passes times in.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ class ClientHandshake:
         self._root = root_public_key
         self._policy = policy
         self._ephemeral: dict[int, HybridPrivateKey] = {}
-        self._transcript: list[bytes] = []
+        self._transcript = hashlib.sha256()  # running hash: each byte is hashed once
         self._pending: tuple[bytes, bytes] | None = None  # (fk_s, th3)
         self.result: HandshakeResult | None = None
         self._stage = 0
@@ -106,7 +107,7 @@ class ClientHandshake:
                 self._ephemeral[s.kem.kem_id] = key
                 shares.append((s.kem.kem_id, key.public_bytes))
         msg = ClientHello(now_ms, tuple(s.suite_id for s in suites), tuple(shares)).to_bytes()
-        self._transcript.append(msg)
+        self._transcript.update(msg)
         self._stage = 1
         return msg
 
@@ -118,22 +119,24 @@ class ClientHandshake:
         if suite is None or suite not in self._policy.allowed:
             raise HandshakeError("gateway chose a suite that was not offered")
         cert = GatewayCertificate.from_bytes(sh.certificate)
-        cert.verify(self._root, now_s)
+        static_key = cert.verify(self._root, now_s)
         if cert.kem.kem_id != suite.kem.kem_id:
             raise CertificateError("certificate KEM does not match the suite")
         try:
             ss_e = self._ephemeral[suite.kem.kem_id].decapsulate(sh.ciphertext)
-            ss_s, ct_s = suite.kem.public_key(cert.public_key).encapsulate()
+            ss_s, ct_s = static_key.encapsulate()
         except KemError:
             raise HandshakeFailed() from None
         self._ephemeral.clear()  # forward secrecy: ephemeral keys are gone
-        self._transcript.append(data)
+        self._transcript.update(data)
         kem_msg = ClientKem(ct_s, b"")
-        th2 = transcript_hash(*self._transcript, kem_msg.body_without_mac())
+        self._transcript.update(kem_msg.body_without_mac())
+        th2 = self._transcript.copy().digest()
         ms, fk_c = _derive(ss_e, ss_s, th2)
-        ck = ClientKem(ct_s, finished_mac(fk_c, th2)).to_bytes()
-        self._transcript.append(ck)
-        th3 = transcript_hash(*self._transcript)
+        mac = finished_mac(fk_c, th2)
+        ck = ClientKem(ct_s, mac).to_bytes()
+        self._transcript.update(mac)
+        th3 = self._transcript.digest()
         fk_s, epoch0, res = _finish(ms, th3)
         self._pending = (fk_s, th3)
         self.result = HandshakeResult(
@@ -160,7 +163,7 @@ class ServerHandshake:
     def __init__(self, credentials: Mapping[KemId, GatewayCredential], policy: SuitePolicy):
         self._credentials = credentials
         self._policy = policy
-        self._transcript: list[bytes] = []
+        self._transcript = hashlib.sha256()
         self._state: tuple[Suite, bytes, int] | None = None  # (suite, ss_e, offset)
         self._stage = 0
 
@@ -188,7 +191,8 @@ class ServerHandshake:
             raise HandshakeFailed("ephemeral key share rejected") from None
         cred = self._credentials[suite.kem.kem_id]
         sh = ServerHello(suite.suite_id, now_ms, ct_e, cred.certificate.to_bytes()).to_bytes()
-        self._transcript += [data, sh]
+        self._transcript.update(data)
+        self._transcript.update(sh)
         self._state = (suite, ss_e, ch.client_time_ms - now_ms)
         self._stage = 1
         return sh
@@ -203,12 +207,14 @@ class ServerHandshake:
             ss_s = cred.private_key.decapsulate(ck.ciphertext)
         except KemError:
             raise HandshakeFailed() from None
-        th2 = transcript_hash(*self._transcript, ck.body_without_mac())
+        running = self._transcript.copy()  # untouched if the MAC fails
+        running.update(ck.body_without_mac())
+        th2 = running.copy().digest()
         ms, fk_c = _derive(ss_e, ss_s, th2)
         if not verify_mac(finished_mac(fk_c, th2), ck.mac):
             raise HandshakeFailed()
-        self._transcript.append(data)
-        th3 = transcript_hash(*self._transcript)
+        running.update(ck.mac)
+        th3 = running.digest()
         fk_s, epoch0, res = _finish(ms, th3)
         self._state = None
         self._stage = 2

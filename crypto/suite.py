@@ -8,7 +8,7 @@ attacker who strips suites from the offer breaks the Finished MACs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
@@ -76,6 +76,7 @@ class SuitePolicy:
 
     suites: tuple[Suite, ...] = DEFAULT_SUITES
     min_level: Level = Level.STANDARD
+    _allowed: tuple[Suite, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.suites:
@@ -84,10 +85,13 @@ class SuitePolicy:
             raise ValueError(f"at most {MAX_OFFERED_SUITES} suites")
         if len({s.suite_id for s in self.suites}) != len(self.suites):
             raise ValueError("duplicate suite in policy")
+        # Computed once: every handshake asks for it.
+        allowed = tuple(s for s in self.suites if s.level >= self.min_level)
+        object.__setattr__(self, "_allowed", allowed)
 
     @property
     def allowed(self) -> tuple[Suite, ...]:
-        return tuple(s for s in self.suites if s.level >= self.min_level)
+        return self._allowed
 
     def choose(self, offered: Iterable[int]) -> Suite | None:
         """The server's pick: its most preferred allowed suite that the client offered."""
