@@ -13,10 +13,26 @@ from _seeds import new_pair, transcript
 
 from crypto.errors import CloseCode, HandshakeError
 from crypto.events import SessionFailed
-from crypto.messages import ClientHello, ClientKem, ServerFinished, ServerHello
+from crypto.messages import (
+    ClientHello,
+    ClientKem,
+    ResumeAccept,
+    ResumeFinished,
+    ResumeHello,
+    ServerFinished,
+    ServerHello,
+)
 
 SEEDS = [f for _, f in transcript()[:4]]
-PARSERS = (ClientHello, ServerHello, ClientKem, ServerFinished)
+PARSERS = (
+    ClientHello,
+    ServerHello,
+    ClientKem,
+    ServerFinished,
+    ResumeHello,
+    ResumeAccept,
+    ResumeFinished,
+)
 
 
 def _events_ok(events: list[object]) -> None:

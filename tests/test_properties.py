@@ -12,11 +12,20 @@ from hypothesis import strategies as st
 from session_helpers import deployment, established_pair, make_pair
 
 from crypto.cert import GatewayCertificate
-from crypto.errors import CertificateError, CloseCode, HandshakeError, RecordError
+from crypto.errors import CertificateError, CloseCode, HandshakeError, RecordError, TicketRejected
 from crypto.events import ApplicationData, HandshakeComplete, KeyUpdated, SessionFailed
-from crypto.messages import ClientHello, ClientKem, ServerFinished, ServerHello
+from crypto.messages import (
+    ClientHello,
+    ClientKem,
+    ResumeAccept,
+    ResumeFinished,
+    ResumeHello,
+    ServerFinished,
+    ServerHello,
+)
 from crypto.record import parse_record
 from crypto.session import State
+from crypto.ticket import TicketContents, decode_new_ticket
 from gateway.ops import OpError, parse_request
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -66,6 +75,11 @@ PARSERS = [
     (ClientKem.from_bytes, HandshakeError),
     (ServerFinished.from_bytes, HandshakeError),
     (GatewayCertificate.from_bytes, CertificateError),
+    (ResumeHello.from_bytes, HandshakeError),
+    (ResumeAccept.from_bytes, HandshakeError),
+    (ResumeFinished.from_bytes, HandshakeError),
+    (TicketContents.from_bytes, TicketRejected),
+    (decode_new_ticket, RecordError),
 ]
 
 

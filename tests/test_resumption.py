@@ -193,3 +193,40 @@ def test_client_cannot_receive_new_ticket_while_server_cannot_send_it_back():
     assert [e.code for e in s.events_received() if isinstance(e, SessionFailed)] == [
         CloseCode.RECORD_MALFORMED
     ]
+
+
+# -- property: arbitrary bytes into the resumption states never escape as exceptions --------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_TICKET = None
+
+
+def _ticket() -> ResumptionTicket:
+    global _TICKET
+    if _TICKET is None:
+        _TICKET, _ = full_session_with_ticket()
+    return _TICKET
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.binary(max_size=1500), min_size=1, max_size=4), st.integers(0, 2))
+def test_arbitrary_frames_into_resumption_states(frames: list[bytes], stage: int) -> None:
+    c, s = client(_ticket()), server()
+    c.connect()
+    hello = c.data_to_send()[0]
+    if stage >= 1:
+        s.receive_data(hello)
+        for e in s.events_received():
+            if isinstance(e, ResumptionRequested):
+                s.accept_resumption()
+    for f in frames:
+        s.receive_data(f)  # never raises
+        c.receive_data(f)
+        if stage == 2:
+            s.receive_data(hello[: len(f) % (len(hello) + 1)])
+    for ev in (s.events_received(), c.events_received()):
+        failures = [e for e in ev if isinstance(e, SessionFailed)]
+        assert len(failures) <= 1
+        assert all(isinstance(e.code, CloseCode) for e in failures)
