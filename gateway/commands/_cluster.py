@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -68,6 +69,8 @@ def open_cluster(args: argparse.Namespace, history_per_channel: int) -> ClusterS
     # The ORAM client state (position map, stash, Merkle root) lives in one process and a
     # new directory wipes its namespace, so nodes must not share one: each listening address
     # gets its own (keyed hash, stable across restarts of the same node).
-    node = key.name(b"directory", f"{args.host}:{args.port}".encode())[:16]
+    # (port 0 has no stable address: a random namespace, so two such nodes never collide)
+    where = f"{args.host}:{args.port}" if args.port else os.urandom(16).hex()
+    node = key.name(b"directory", where.encode())[:16]
     log.info("cluster node %s: bus and history through redis", bus.node)
     return ClusterStores(bus, history, f"{DIRECTORY_NAMESPACE}:{node}")
