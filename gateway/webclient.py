@@ -1,11 +1,11 @@
 """Serve the browser client over plain HTTP on the gateway's own port (development aid).
 
 The gateway is a WebSocket server; ``websockets`` lets a ``process_request`` hook answer a
-request before the opening handshake. :class:`WebClient` answers a plain (non-upgrade) GET of
-``/``, ``/app.js``, ``/style.css``, ``/favicon.svg`` and ``/plexichat.bundle.js`` with the static files of
-``clients/web`` and a strict Content-Security-Policy; every WebSocket upgrade goes on to the
-PlexiChat handshake untouched. A non-upgrade GET of any other path gets a 404 instead of the
-426 the handshake would give.
+request before the opening handshake. :class:`WebClient` answers a plain (non-upgrade) GET
+of ``/``, ``/app.js``, ``/style.css``, ``/favicon.svg`` and ``/plexichat.bundle.js`` with
+the static files of ``clients/web`` and a strict Content-Security-Policy; every WebSocket
+upgrade goes on to the PlexiChat handshake untouched. A non-upgrade GET of any other path
+gets a 404 instead of the 426 the handshake would give.
 
 The files are read once, at construction. The page takes the pinned root key and the token
 from the URL fragment (``#root=<hex>&token=<jwt>``), which browsers never send to a server,
@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import jwt
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -105,3 +107,27 @@ def _response(status: int, reason: str, body: bytes, content_type: str) -> Respo
         ]
     )
     return Response(status, reason, headers, body)
+
+
+def dev_page_url(
+    host: str,
+    port: int,
+    root_public_key: bytes,
+    hs256_secret: bytes,
+    user: str = "browser",
+    ttl_s: int = 3600,
+) -> str:
+    """A ready page URL for development: pinned root key and a fresh dev token in the fragment.
+
+    The fragment stays in the browser (the page reads it, then removes it from the address
+    bar), so neither reaches the gateway's request log. The token is signed with the keys
+    directory's development HS256 secret, with every grant (as ``plexigate token`` does).
+    """
+    now = int(time.time())
+    claims = {"sub": user, "iat": now, "exp": now + ttl_s, "chans": {"*": ["sub", "pub", "hist"]}}
+    token = jwt.encode(claims, hs256_secret, algorithm="HS256")
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 (a wildcard bind: browse to loopback)
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/#root={root_public_key.hex()}&token={token}"

@@ -372,3 +372,32 @@ async def test_browser_refuses_an_unverified_gateway(tmp_path: Path, case: str) 
             shutil.copy(shot, Path(dest) / shot.name)
         assert gw.sessions == 0  # nobody authenticated
         assert problems == []
+
+
+async def test_serve_prints_a_dev_url_that_the_browser_can_use(tmp_path: Path) -> None:
+    from gateway.commands.serve import _dev_page_url, build_gateway
+    from plexigate.cli import build_parser
+
+    keys = str(tmp_path / "keys")
+    args = build_parser().parse_args(["serve", "--keys", keys, "--port", "0"])
+    gw = build_gateway(args)  # creates development keys (with a dev secret)
+    await gw.start()
+    try:
+        url = _dev_page_url(args, gw)
+        assert url is not None and url.startswith(f"http://127.0.0.1:{gw.port}/#root=")
+        assert "?" not in url  # root and token only in the fragment
+        async with asyncio.timeout(60), chromium(tmp_path) as ctx:
+            page, problems = await _open(ctx, url)
+            await expect(page.locator("#status")).to_have_text("connected")
+            assert await page.text_content("#user") == "browser"
+            assert problems == []
+    finally:
+        await gw.close()
+    off = build_parser().parse_args(["serve", "--keys", keys, "--port", "0", "--no-web-client"])
+    gw = build_gateway(off)
+    await gw.start()
+    try:
+        assert gw.web_client is None and _dev_page_url(off, gw) is None
+        assert (await _http_get(gw.port, "/"))[0] == 426
+    finally:
+        await gw.close()

@@ -15,8 +15,15 @@ from gateway import authconfig
 from gateway.channel_directory import ChannelDirectory
 from gateway.commands import _cluster, _gwkeys
 from gateway.config import GatewayConfig, GatewayLimits
-from gateway.keyfiles import KeyFileError, init_keys, load_auth_secret, load_credentials
+from gateway.keyfiles import (
+    KeyFileError,
+    init_keys,
+    load_auth_secret,
+    load_credentials,
+    load_root_public,
+)
 from gateway.server import Gateway, install_uvloop
+from gateway.webclient import dev_page_url
 
 log = logging.getLogger("plexigate.serve")
 _DEFAULTS = GatewayLimits()  # slotted dataclass: read defaults from an instance
@@ -50,6 +57,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--publish-burst", type=int, default=_DEFAULTS.publish_burst)
     p.add_argument("--no-uvloop", action="store_true")
+    p.add_argument(
+        "--no-web-client",
+        action="store_true",
+        help="do not serve the browser client page on a plain GET / (served by default)",
+    )
     p.add_argument(
         "--redis",
         metavar="URL",
@@ -111,8 +123,25 @@ def _build(
         if args.redis
         else None
     )
+    web = not getattr(args, "no_web_client", False)  # serve the browser page
     return Gateway(config, credentials, verifier, keys=runtime, directory=directory,
-                   bus=cluster.bus, history=cluster.history)
+                   bus=cluster.bus, history=cluster.history, serve_web_client=web)
+
+
+def _dev_page_url(args: argparse.Namespace, gateway: Gateway) -> str | None:
+    """The page URL with the pinned root and a dev token in its fragment, when the page is
+    served and the keys directory's plaintext development secret is what verifies tokens."""
+    if gateway.web_client is None or not gateway.web_client.available:
+        return None
+    if args.jwt_hs256_secret_file or args.jwt_ed25519_public_key:
+        return None  # real token keys configured: the dev secret is not accepted
+    keys = Path(args.keys)
+    try:
+        secret = load_auth_secret(keys)  # no key store: only a plaintext dev secret
+        root = load_root_public(keys)
+    except (KeyFileError, OSError):
+        return None
+    return dev_page_url(args.host, gateway.port, root, secret)
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -124,6 +153,8 @@ async def _serve(args: argparse.Namespace) -> int:
     await gateway.start()
     # One machine-readable line, so scripts and tests can find the port.
     print(f"plexigate listening on {gateway.url}", flush=True)
+    if (url := _dev_page_url(args, gateway)) is not None:
+        print(f"browser client (development): {url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

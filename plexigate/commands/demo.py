@@ -42,6 +42,7 @@ async def demo(channel: str) -> int:
             GatewayConfig(port=0, policy=policy),
             load_credentials(keys),
             TokenVerifier(hs256_secrets=(secret,)),
+            serve_web_client=True,  # the browser page on GET / of the same port
         )
         await gw.start()
         print(f"* gateway listening on {gw.url} (keys in a temp dir, in-memory stores)")

@@ -13,12 +13,17 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import assert from 'node:assert/strict';
+import { webcrypto } from 'node:crypto';
 import {
   XWING, MLKEM1024_X25519, KemError, SessionError, CloseCode, RecordType,
   hexToBytes, bytesToHex, hkdfExtract, expandLabel, chainKeys, ratchetStep, nextEpochSecret,
   hmacSha256, HANDSHAKE_SALT, SendChain, ReceiveChain, ReplayWindow, parseRecord, SUITES_BY_NAME,
   parseCertificate, verifyCertificate,
 } from '../src/plexichat.js';
+
+// Node 18 (Debian 12's nodejs) has WebCrypto only as node:crypto.webcrypto; browsers and
+// Node >= 19 have globalThis.crypto, which noble's randomBytes uses.
+if (!globalThis.crypto) globalThis.crypto = webcrypto;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..', '..');
