@@ -19,7 +19,13 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from crypto.errors import CloseCode
-from crypto.events import ApplicationData, HandshakeComplete, KeyUpdated, SessionFailed
+from crypto.events import (
+    ApplicationData,
+    HandshakeComplete,
+    KeyUpdated,
+    ResumptionRequested,
+    SessionFailed,
+)
 from crypto.oram_errors import OramIntegrityError
 from crypto.session import ServerSession, State
 from gateway.auth import Action, AuthError, Principal
@@ -46,6 +52,7 @@ class Connection:
         self.channels: set[str] = set()
         self.closing = False
         self.last_rx = time.monotonic()
+        self._ticket_principal: Principal | None = None
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._close: tuple[int, str] = (CloseCode.NORMAL, "")
         limits = gateway.config.limits
@@ -140,7 +147,11 @@ class Connection:
                 self.fail(event.code, event.reason)
                 return
             elif isinstance(event, HandshakeComplete):
-                self.gw.metrics.count("handshakes")
+                self.gw.metrics.count("resumptions" if event.resumed else "handshakes")
+                if event.resumed:
+                    self._resumed()
+            elif isinstance(event, ResumptionRequested):
+                await self._claim_ticket(event)
             elif isinstance(event, KeyUpdated):
                 self.gw.metrics.count("rekeys")
                 log.debug("session %s rekeyed to epoch %d", self.peer, event.epoch)
@@ -209,6 +220,62 @@ class Connection:
         self.gw.metrics.count(f"op_error_{exc.code}")
         self._reply({"op": "error", "id": exc.request_id, "code": exc.code, "message": exc.message})
 
+    # -- resumption ---------------------------------------------------------------------
+    async def _claim_ticket(self, event: ResumptionRequested) -> None:
+        """A ticket passed its checks: restore who it authenticated, spend it once."""
+        try:
+            principal = Principal.from_bytes(event.principal)
+        except AuthError:
+            self.fail(CloseCode.TICKET_REJECTED, "ticket principal malformed")
+            return
+        if principal.expires_at < time.time():
+            self.fail(CloseCode.TOKEN_EXPIRED, "token behind the ticket expired")
+            return
+        try:
+            first = await self.gw.tickets.claim(event.ticket_id, event.expires_ms)
+        except (OSError, RedisError):
+            log.warning("ticket ledger unavailable; refusing resumption from %s", self.peer)
+            first = False
+        if self.closing:
+            return
+        if not first:
+            self.gw.metrics.count("ticket_reused")
+            self.session.reject_resumption()
+            self.fail(CloseCode.TICKET_REJECTED, "ticket already used or ledger unavailable")
+            return
+        self._ticket_principal = principal
+        self.session.accept_resumption()
+        self._flush()
+
+    def _resumed(self) -> None:
+        principal = self._ticket_principal
+        assert principal is not None
+        if not self.gw.admit(principal.user, self):
+            self.fail(CloseCode.TOO_MANY_CONNECTIONS, "too many connections for user")
+            return
+        self.principal = principal
+        self.user = principal.user
+        log.info("session %s resumed as %s", self.peer, self.user)
+        self._reply(
+            {
+                "op": "auth_ok",
+                "id": None,
+                "user": principal.user,
+                "expires": principal.expires_at,
+                "resumed": True,
+            }
+        )
+        self._issue_ticket()
+
+    def _issue_ticket(self) -> None:
+        """Give the client a fresh single-use ticket, valid no longer than its token."""
+        assert self.principal is not None
+        lifetime = min(
+            self.gw.config.limits.ticket_lifetime_s, int(self.principal.expires_at - time.time())
+        )
+        if lifetime > 0 and self.session.issue_ticket(self.principal.to_bytes(), lifetime):
+            self._flush()
+
     def _auth(self, req: Request) -> None:
         assert req.token is not None
         try:
@@ -231,6 +298,7 @@ class Connection:
         self._reply(
             {"op": "auth_ok", "id": req.id, "user": principal.user, "expires": principal.expires_at}
         )
+        self._issue_ticket()
 
     def _require(self, channel: str, action: Action, rid: int | None) -> None:
         assert self.principal is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from crypto.errors import CloseCode
 from crypto.handshake import GatewayCredential
 from crypto.kem import KemId
 from crypto.session import ServerConfig
+from crypto.ticket import AeadTicketSealer, TicketSealer
 from gateway.auth import TokenVerifier
 from gateway.channel_directory import ChannelDirectory
 from gateway.channels import ChannelHub
@@ -23,6 +25,7 @@ from gateway.connection import Connection
 from gateway.metrics import Metrics
 from gateway.stores.bus import Bus
 from gateway.stores.history import History
+from gateway.stores.tickets import MemoryTicketLedger, TicketLedger
 from gateway.webclient import WebClient
 
 if TYPE_CHECKING:
@@ -43,10 +46,18 @@ class Gateway:
         directory: ChannelDirectory | None = None,
         bus: Bus | None = None,
         history: History | None = None,
+        ticket_sealer: TicketSealer | None = None,
+        tickets: TicketLedger | None = None,
         serve_web_client: bool = False,
     ) -> None:
         self.config = config
-        self.session_config = ServerConfig(dict(credentials), config.policy, config.session)
+        # Resumption tickets: sealed under a key every node shares (keys dir or key store);
+        # without one, a per-process key (tickets then resume on this process only).
+        sealer = ticket_sealer or AeadTicketSealer.single(os.urandom(32))
+        self.session_config = ServerConfig(
+            dict(credentials), config.policy, config.session, ticket_sealer=sealer
+        )
+        self.tickets: TicketLedger = tickets or MemoryTicketLedger()
         self.verifier = verifier
         # keys: key store + storage key + rotator (serve --keystore); history is sealed
         # under the storage key and start()/close() run/stop automatic rotation.
@@ -151,6 +162,7 @@ class Gateway:
             await self._server.wait_closed()
         await self.hub.aclose()
         await self.directory.aclose()
+        await self.tickets.aclose()
         if self.keys is not None:
             await self.keys.aclose()
 

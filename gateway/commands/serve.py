@@ -11,6 +11,7 @@ from pathlib import Path
 from crypto.audit import AuditLog
 from crypto.keystore import KeyStore, KeyStoreError
 from crypto.suite import Level, SuitePolicy
+from crypto.ticket import AeadTicketSealer
 from gateway import authconfig
 from gateway.channel_directory import ChannelDirectory
 from gateway.commands import _cluster, _gwkeys
@@ -21,8 +22,10 @@ from gateway.keyfiles import (
     load_auth_secret,
     load_credentials,
     load_root_public,
+    load_ticket_key,
 )
 from gateway.server import Gateway, install_uvloop
+from gateway.stores.tickets import RedisTicketLedger
 from gateway.webclient import dev_page_url
 
 log = logging.getLogger("plexigate.serve")
@@ -124,8 +127,31 @@ def _build(
         else None
     )
     web = not getattr(args, "no_web_client", False)  # serve the browser page
-    return Gateway(config, credentials, verifier, keys=runtime, directory=directory,
-                   bus=cluster.bus, history=cluster.history, serve_web_client=web)
+    return Gateway(
+        config,
+        credentials,
+        verifier,
+        keys=runtime,
+        directory=directory,
+        bus=cluster.bus,
+        history=cluster.history,
+        ticket_sealer=_ticket_sealer(keys, store),
+        tickets=RedisTicketLedger.from_url(args.redis) if args.redis else None,
+        serve_web_client=web,
+    )
+
+
+def _ticket_sealer(keys: Path, store: KeyStore | None) -> AeadTicketSealer | None:
+    """Ticket key: derived inside the key store when there is one (it follows the store's
+    derive-master rotation), else the keys directory's ticket.key (shared by the nodes
+    that share the directory), else None (a per-process key)."""
+    if store is not None:
+        return AeadTicketSealer.single(store.derive(b"gateway/ticket/v1", 32))
+    key = load_ticket_key(keys)
+    if key is None:
+        log.warning("no %s in %s: tickets resume on this process only", "ticket.key", keys)
+        return None
+    return AeadTicketSealer.single(key)
 
 
 def _dev_page_url(args: argparse.Namespace, gateway: Gateway) -> str | None:
