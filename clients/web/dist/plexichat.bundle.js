@@ -5603,16 +5603,20 @@ var PlexiChatClient = class _PlexiChatClient {
     this.onrekey = null;
     this._nextId = 1;
     this._pending = /* @__PURE__ */ new Map();
+    this._keepaliveMs = options.keepaliveMs ?? 12e4;
+    this._lastSend = Date.now();
     this._tick = setInterval(() => {
       if (this.closed) return;
       this.session.tick();
       this._flush();
+      if (Date.now() - this._lastSend >= this._keepaliveMs) this.ping().catch(() => {
+      });
     }, options.tickMs ?? 5e3);
   }
   /**
    * Open the WebSocket, run the handshake and (with a token) authenticate.
    * Options: rootPublicKey (Uint8Array, required), token, suites (names), timeoutMs,
-   * limits, WebSocket (constructor, for non-browser use).
+   * limits, keepaliveMs, tickMs, WebSocket (constructor, for non-browser use).
    */
   static async connect(url, options) {
     const opts2 = { timeoutMs: 1e4, ...options };
@@ -5687,7 +5691,10 @@ var PlexiChatClient = class _PlexiChatClient {
   }
   _flush() {
     if (this.closed) return;
-    for (const frame of this.session.dataToSend()) this.ws.send(frame);
+    for (const frame of this.session.dataToSend()) {
+      this.ws.send(frame);
+      this._lastSend = Date.now();
+    }
     this.session.eventsReceived().forEach((e) => this._event(e));
   }
   _event(e) {

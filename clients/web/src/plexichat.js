@@ -1012,17 +1012,22 @@ export class PlexiChatClient {
     this.onrekey = null;
     this._nextId = 1;
     this._pending = new Map(); // id -> { resolve, reject, timer }
+    // Keepalive: the gateway closes a session that sent nothing for idle_timeout (default
+    // 300 s, close 4032); a `ping` op after keepaliveMs of silence keeps an open page alive.
+    this._keepaliveMs = options.keepaliveMs ?? 120_000;
+    this._lastSend = Date.now();
     this._tick = setInterval(() => {
       if (this.closed) return;
-      this.session.tick();
+      this.session.tick(); // time-based rekey (rekeyAfterMs)
       this._flush();
+      if (Date.now() - this._lastSend >= this._keepaliveMs) this.ping().catch(() => {});
     }, options.tickMs ?? 5000);
   }
 
   /**
    * Open the WebSocket, run the handshake and (with a token) authenticate.
    * Options: rootPublicKey (Uint8Array, required), token, suites (names), timeoutMs,
-   * limits, WebSocket (constructor, for non-browser use).
+   * limits, keepaliveMs, tickMs, WebSocket (constructor, for non-browser use).
    */
   static async connect(url, options) {
     const opts = { timeoutMs: 10_000, ...options };
@@ -1092,7 +1097,10 @@ export class PlexiChatClient {
 
   _flush() {
     if (this.closed) return;
-    for (const frame of this.session.dataToSend()) this.ws.send(frame);
+    for (const frame of this.session.dataToSend()) {
+      this.ws.send(frame);
+      this._lastSend = Date.now();
+    }
     this.session.eventsReceived().forEach((e) => this._event(e));
   }
 
