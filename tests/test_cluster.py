@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,7 @@ from gateway.clusterkey import ClusterKey, ClusterKeyError
 from gateway.commands._cluster import redis_stores
 from gateway.config import GatewayConfig
 from gateway.server import Gateway
+from loadtest import redis_server
 
 KEY = ClusterKey.from_bytes(bytes(range(32)))
 CHANNEL = "war-room-7f"
@@ -187,25 +187,7 @@ def test_cluster_key_file_rules(tmp_path) -> None:  # type: ignore[no-untyped-de
 
 @contextmanager
 def own_redis(port: int, tmp: str) -> Iterator[subprocess.Popen[bytes]]:
-    exe = shutil.which("redis-server")
-    assert exe is not None
-    proc = subprocess.Popen(
-        [exe, "--bind", "127.0.0.1", "--port", str(port), "--dir", tmp, "--save", "",
-         "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.05)
+    proc = redis_server.start(port, tmp)  # a server this test may kill and restart
     try:
         yield proc
     finally:
