@@ -3,7 +3,8 @@
 Three kinds of record, each stored under addresses derived from its name by HMAC-SHA256
 with a key only this process holds (Redis never sees a name, a user id or an address):
 
-- members of a channel   (kind ``m``): sorted list of user ids
+- members of a channel   (kind ``m`` + shard byte): sorted list of user ids, spread over
+  ``member_shards`` records (default 32) by a keyed hash of the user id
 - channels of a user     (kind ``u``): sorted list of channel names
 - settings of a channel  (kind ``s``): a small JSON object
 
@@ -50,6 +51,10 @@ MEMBERS = b"m"
 CHANNELS = b"u"
 SETTINGS = b"s"
 MAX_NAME_BYTES = 256
+# Members of a channel are spread over S shard records by a keyed hash of the user, so a
+# channel holds about S x 90 members at the default 4 x 256-byte records; a join touches one
+# shard, ``members`` reads all S whatever the channel's size.
+DEFAULT_MEMBER_SHARDS = 32
 
 
 class RecordTooLarge(ValueError):
@@ -78,11 +83,15 @@ class ChannelDirectory:
         *,
         name_key: bytes | None = None,
         chunks_per_record: int = 4,
+        member_shards: int = DEFAULT_MEMBER_SHARDS,
         uniform_calls: bool = False,
         wipe_store_first: bool = False,
     ) -> None:
         if not 1 <= chunks_per_record <= 64:
             raise ValueError("chunks_per_record must be between 1 and 64")
+        if not 1 <= member_shards <= 256:
+            raise ValueError("member_shards must be between 1 and 256")
+        self._shards = member_shards
         self._client = client
         self._oram = client.oram
         self._key = os.urandom(32) if name_key is None else name_key
@@ -106,13 +115,19 @@ class ChannelDirectory:
         capacity: int = 2**16,
         block_size: int = 256,
         chunks_per_record: int = 4,
+        member_shards: int = DEFAULT_MEMBER_SHARDS,
         uniform_calls: bool = False,
         store: AsyncBucketStore | None = None,
     ) -> ChannelDirectory:
         """The embedded default: sealed buckets in this process's memory."""
         oram = PathOram(OramParams(capacity, block_size=block_size))
         client = OramClient(oram, store if store is not None else MemoryBucketStore())
-        return cls(client, chunks_per_record=chunks_per_record, uniform_calls=uniform_calls)
+        return cls(
+            client,
+            chunks_per_record=chunks_per_record,
+            member_shards=member_shards,
+            uniform_calls=uniform_calls,
+        )
 
     @classmethod
     def redis(
@@ -123,6 +138,7 @@ class ChannelDirectory:
         capacity: int = 2**16,
         block_size: int = 256,
         chunks_per_record: int = 4,
+        member_shards: int = DEFAULT_MEMBER_SHARDS,
         uniform_calls: bool = False,
     ) -> ChannelDirectory:
         """Sealed buckets in Redis under ``{namespace}:<index>`` (wiped on first use)."""
@@ -131,6 +147,7 @@ class ChannelDirectory:
         return cls(
             client,
             chunks_per_record=chunks_per_record,
+            member_shards=member_shards,
             uniform_calls=uniform_calls,
             wipe_store_first=True,
         )
@@ -141,12 +158,16 @@ class ChannelDirectory:
     # -- public API ---------------------------------------------------------------------
 
     async def members(self, channel: str) -> frozenset[str]:
+        """Every shard is read, whatever the channel's size: S x C accesses."""
         key = _name(channel, "channel")
+        out: set[str] = set()
         async with self._lock:
             self._n = 0
-            value, _ = await self._read(MEMBERS, key)
+            for shard in range(self._shards):
+                value, _ = await self._read(self._members_kind(shard), key)
+                out.update(value or ())
             await self._pad()
-        return frozenset(value or ())
+        return frozenset(out)
 
     async def channels_of(self, user: str) -> frozenset[str]:
         key = _name(user, "user")
@@ -196,7 +217,8 @@ class ChannelDirectory:
         ukey = _name(user, "user")
         async with self._lock:
             self._n = 0
-            members, m_chunks = await self._read(MEMBERS, ckey)
+            m_kind = self._members_kind(self._shard_of(ckey, ukey))
+            members, m_chunks = await self._read(m_kind, ckey)
             channels, u_chunks = await self._read(CHANNELS, ukey)
             mset = set(members or ())
             cset = set(channels or ())
@@ -214,10 +236,19 @@ class ChannelDirectory:
                 raise DirectoryFull("the channel directory is full")
             # both records are written even when nothing changed, so that "already a
             # member" costs the same accesses as a real join
-            await self._write(MEMBERS, ckey, m_payload)
+            await self._write(m_kind, ckey, m_payload)
             await self._write(CHANNELS, ukey, u_payload)
             await self._pad()
         return changed
+
+    def _shard_of(self, channel: bytes, user: bytes) -> int:
+        """Which member shard of ``channel`` holds ``user`` (keyed, so Redis cannot tell)."""
+        mac = hmac.new(self._key, b"shard" + len(channel).to_bytes(2, "big") + channel + user,
+                       hashlib.sha256).digest()
+        return int.from_bytes(mac[:4], "big") % self._shards
+
+    def _members_kind(self, shard: int) -> bytes:
+        return MEMBERS + shard.to_bytes(1, "big")
 
     def _addresses(self, kind: bytes, key: bytes) -> list[int]:
         out = []
@@ -282,9 +313,10 @@ class ChannelDirectory:
             self._n += 1
 
     async def _pad(self) -> None:
-        """With uniform_calls, top the call up to 4C accesses with dummy (miss) reads."""
+        """With uniform_calls, top every call up to max(4, S) x C accesses with dummy
+        (miss) reads: the cost of the dearest call, ``members`` or a join."""
         if self._uniform:
-            while self._n < 4 * self._chunks:
+            while self._n < max(4, self._shards) * self._chunks:
                 await self._client.read(int.from_bytes(os.urandom(8), "big") >> 1)
                 self._n += 1
         self.last_call_accesses = self._n

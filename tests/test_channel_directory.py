@@ -54,7 +54,8 @@ async def test_redis_directory_round_trip_and_redis_never_sees_names(redis_flush
 
 
 async def test_spanning_records_and_too_large_refused_without_change() -> None:
-    d = ChannelDirectory.memory(capacity=512, block_size=64, chunks_per_record=3)
+    # one shard, so the member record itself overflows
+    d = ChannelDirectory.memory(capacity=512, block_size=64, chunks_per_record=3, member_shards=1)
     users = [f"user-{i:03d}" for i in range(15)]  # ~180 bytes of JSON: spans 3 chunks
     for u in users:
         await d.add_member("big", u)
@@ -111,11 +112,14 @@ async def test_access_count_depends_only_on_the_call() -> None:
     await run("add", d.add_member("c1", "bob"))
     await run("remove", d.remove_member("c1", "zed"))  # not a member
     await run("remove", d.remove_member("c1", "bob"))
-    await run("read", d.members("c1"))
-    await run("read", d.members("nope"))
+    await run("members", d.members("c1"))
+    await run("members", d.members("nope"))
     await run("read", d.channels_of("alice"))
-    assert {k: len(v) for k, v in counts.items()} == {"add": 1, "remove": 1, "read": 1}
+    await run("read", d.channels_of("nobody"))
+    assert {k: len(v) for k, v in counts.items()} == {
+        "add": 1, "remove": 1, "read": 1, "members": 1}
     assert counts["add"] == {2 * 16} and counts["read"] == {2 * 4}
+    assert counts["members"] == {2 * 4 * 32}  # every shard, whatever the channel's size
 
     uniform_store = RecordingStore()
     u = ChannelDirectory.memory(capacity=256, uniform_calls=True, store=uniform_store)
@@ -125,7 +129,7 @@ async def test_access_count_depends_only_on_the_call() -> None:
         uniform_store.log.clear()
         await coro
         seen.add(len(uniform_store.log))
-    assert seen == {2 * 16}
+    assert seen == {2 * 4 * 32}  # everything padded to the dearest call (members)
 
 
 async def test_bad_names_are_refused() -> None:
@@ -136,3 +140,14 @@ async def test_bad_names_are_refused() -> None:
         await d.add_member("c", "x" * 300)
     with pytest.raises(TypeError):
         await d.set_settings("c", {1: 2})  # type: ignore[dict-item]
+
+
+async def test_a_channel_of_a_thousand_members_fits() -> None:
+    d = ChannelDirectory.memory(capacity=2**14)
+    users = [f"load-user-{i:05d}" for i in range(1000)]
+    for u in users:
+        assert await d.add_member("big", u)
+    assert await d.members("big") == set(users)
+    assert await d.channels_of(users[500]) == {"big"}
+    assert await d.remove_member("big", users[500])
+    assert len(await d.members("big")) == 999
