@@ -115,8 +115,14 @@ class Client:
         if ticket is not None and ticket.expires_at_ms > time.time_ns() // 1_000_000:
             try:
                 client = await cls._open(url, root_public_key, opts, ticket)
-                async with asyncio.timeout(opts.timeout_s):
-                    await client._authenticated.wait()
+                try:
+                    async with asyncio.timeout(opts.timeout_s):
+                        await client._authenticated.wait()  # also set when closed
+                    if client.closed is not None:
+                        raise client.closed
+                except BaseException:
+                    await client.close()
+                    raise
                 return client
             except SessionClosed as exc:
                 if token is None or exc.code not in _RESUME_FALLBACK:
@@ -124,7 +130,11 @@ class Client:
                 log.info("ticket refused (%d); full handshake", exc.code)
         client = await cls._open(url, root_public_key, opts, None)
         if token is not None:
-            await client.authenticate(token)
+            try:
+                await client.authenticate(token)
+            except BaseException:
+                await client.close()  # no half-open client left behind
+                raise
         return client
 
     @classmethod
@@ -334,6 +344,7 @@ class Client:
     def _set_closed(self, exc: SessionClosed) -> None:
         if self.closed is None:
             self.closed = exc
+        self._authenticated.set()  # wake a resuming connect() waiting for auth_ok
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(exc)

@@ -12,6 +12,7 @@ failure only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from crypto.errors import CloseCode
 
 MAX_TOKEN_SIZE = 8192
+USER_RE = re.compile(r"[A-Za-z0-9_.@:+\-]{1,128}")  # used with fullmatch
+MAX_EXP = 2**40  # seconds: year ~36800; beyond is a bug or an attack, not a token
 MAX_GRANTS = 256
 
 
@@ -126,9 +129,11 @@ class TokenVerifier:
 def _principal(claims: Mapping[str, object]) -> Principal:
     user = claims.get("sub")
     exp = claims.get("exp")
-    if not isinstance(user, str) or not 0 < len(user) <= 128:
+    # User ids end up in logs, replies and other users' screens: a conservative charset
+    # (ids, emails, UUIDs) keeps control characters and look-alike tricks out.
+    if not isinstance(user, str) or not USER_RE.fullmatch(user):
         raise AuthError("token subject invalid")
-    if not isinstance(exp, int):
+    if not isinstance(exp, int) or isinstance(exp, bool) or not 0 < exp < MAX_EXP:
         raise AuthError("token expiry invalid")
     raw = claims.get("chans", {})
     if not isinstance(raw, dict) or len(raw) > MAX_GRANTS:

@@ -4,8 +4,9 @@ Three kinds of record, each stored under addresses derived from its name by HMAC
 with a key only this process holds (Redis never sees a name, a user id or an address):
 
 - members of a channel   (kind ``m`` + shard byte): sorted list of user ids, spread over
-  ``member_shards`` records (default 32) by a keyed hash of the user id
-- channels of a user     (kind ``u``): sorted list of channel names
+  ``member_shards`` records (default 64) by a keyed hash of the user id
+- channels of a user     (kind ``u`` + shard byte): sorted list of channel names, spread
+  over ``user_shards`` records (default 8) by a keyed hash of the channel name
 - settings of a channel  (kind ``s``): a small JSON object
 
 A record is ``len (4 bytes) || orjson`` cut into ``chunks_per_record`` blocks of
@@ -54,7 +55,8 @@ MAX_NAME_BYTES = 256
 # Members of a channel are spread over S shard records by a keyed hash of the user, so a
 # channel holds about S x 90 members at the default 4 x 256-byte records; a join touches one
 # shard, ``members`` reads all S whatever the channel's size.
-DEFAULT_MEMBER_SHARDS = 32
+DEFAULT_MEMBER_SHARDS = 64
+DEFAULT_USER_SHARDS = 8  # a user's channel list likewise: about 8 x 60 channels
 
 
 class RecordTooLarge(ValueError):
@@ -84,14 +86,16 @@ class ChannelDirectory:
         name_key: bytes | None = None,
         chunks_per_record: int = 4,
         member_shards: int = DEFAULT_MEMBER_SHARDS,
+        user_shards: int = DEFAULT_USER_SHARDS,
         uniform_calls: bool = False,
         wipe_store_first: bool = False,
     ) -> None:
         if not 1 <= chunks_per_record <= 64:
             raise ValueError("chunks_per_record must be between 1 and 64")
-        if not 1 <= member_shards <= 256:
-            raise ValueError("member_shards must be between 1 and 256")
+        if not 1 <= member_shards <= 256 or not 1 <= user_shards <= 256:
+            raise ValueError("member_shards and user_shards must be between 1 and 256")
         self._shards = member_shards
+        self._ushards = user_shards
         self._client = client
         self._oram = client.oram
         self._key = os.urandom(32) if name_key is None else name_key
@@ -170,12 +174,16 @@ class ChannelDirectory:
         return frozenset(out)
 
     async def channels_of(self, user: str) -> frozenset[str]:
+        """Every shard is read: U x C accesses."""
         key = _name(user, "user")
+        out: set[str] = set()
         async with self._lock:
             self._n = 0
-            value, _ = await self._read(CHANNELS, key)
+            for shard in range(self._ushards):
+                value, _ = await self._read(CHANNELS + shard.to_bytes(1, "big"), key)
+                out.update(value or ())
             await self._pad()
-        return frozenset(value or ())
+        return frozenset(out)
 
     async def add_member(self, channel: str, user: str) -> bool:
         """Add ``user`` to ``channel``; True if they were not a member before."""
@@ -219,7 +227,8 @@ class ChannelDirectory:
             self._n = 0
             m_kind = self._members_kind(self._shard_of(ckey, ukey))
             members, m_chunks = await self._read(m_kind, ckey)
-            channels, u_chunks = await self._read(CHANNELS, ukey)
+            u_kind = CHANNELS + self._user_shard_of(ukey, ckey).to_bytes(1, "big")
+            channels, u_chunks = await self._read(u_kind, ukey)
             mset = set(members or ())
             cset = set(channels or ())
             changed = (user not in mset) if add else (user in mset)
@@ -237,15 +246,22 @@ class ChannelDirectory:
             # both records are written even when nothing changed, so that "already a
             # member" costs the same accesses as a real join
             await self._write(m_kind, ckey, m_payload)
-            await self._write(CHANNELS, ukey, u_payload)
+            await self._write(u_kind, ukey, u_payload)
             await self._pad()
         return changed
 
     def _shard_of(self, channel: bytes, user: bytes) -> int:
         """Which member shard of ``channel`` holds ``user`` (keyed, so Redis cannot tell)."""
-        mac = hmac.new(self._key, b"shard" + len(channel).to_bytes(2, "big") + channel + user,
-                       hashlib.sha256).digest()
+        mac = hmac.new(
+            self._key, b"shard" + len(channel).to_bytes(2, "big") + channel + user, hashlib.sha256
+        ).digest()
         return int.from_bytes(mac[:4], "big") % self._shards
+
+    def _user_shard_of(self, user: bytes, channel: bytes) -> int:
+        mac = hmac.new(
+            self._key, b"ushard" + len(user).to_bytes(2, "big") + user + channel, hashlib.sha256
+        ).digest()
+        return int.from_bytes(mac[:4], "big") % self._ushards
 
     def _members_kind(self, shard: int) -> bytes:
         return MEMBERS + shard.to_bytes(1, "big")
@@ -316,7 +332,7 @@ class ChannelDirectory:
         """With uniform_calls, top every call up to max(4, S) x C accesses with dummy
         (miss) reads: the cost of the dearest call, ``members`` or a join."""
         if self._uniform:
-            while self._n < max(4, self._shards) * self._chunks:
+            while self._n < max(4, self._shards, self._ushards) * self._chunks:
                 await self._client.read(int.from_bytes(os.urandom(8), "big") >> 1)
                 self._n += 1
         self.last_call_accesses = self._n

@@ -43,7 +43,7 @@ log = logging.getLogger("plexigate.channels")
 class Member(Protocol):
     user: str
 
-    def deliver(self, payload: bytes) -> None: ...
+    def deliver(self, payload: bytes) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,8 @@ class ChannelHub:
         *,
         bus: Bus | None = None,
         history: History | None = None,
+        history_max_bytes: int = 64 * 1024 * 1024,
+        history_max_channels: int = 10_000,
     ) -> None:
         self._channels: dict[str, _Channel] = {}
         self._bus: Bus = bus if bus is not None else MemoryBus()
@@ -77,7 +79,13 @@ class ChannelHub:
         self._mem: MemoryHistory | None = None
         self._store: History
         if history is None:
-            self._mem = self._store = MemoryHistory(history_per_channel, sealer)
+            self._mem = self._store = MemoryHistory(
+                history_per_channel,
+                sealer,
+                max_bytes=history_max_bytes,
+                max_channels=history_max_channels,
+            )
+            self._mem.on_evict = self._evicted
         else:
             self._store = history
         self.clustered = not isinstance(self._bus, MemoryBus) or history is not None
@@ -90,6 +98,20 @@ class ChannelHub:
             q = self._mem.queue(channel) if self._mem is not None else _NO_HISTORY
             ch = self._channels[channel] = _Channel(history=q)
         return ch
+
+    def _evicted(self, channel: str) -> None:
+        """History of ``channel`` was dropped to bound memory: forget an unused channel."""
+        ch = self._channels.get(channel)
+        if ch is None:
+            return
+        if ch.members:
+            ch.history = _NO_HISTORY  # the store starts a fresh deque on the next add
+        else:
+            del self._channels[channel]
+
+    @property
+    def channel_count(self) -> int:
+        return len(self._channels)
 
     # -- lifecycle (Gateway.start/close) -------------------------------------------------
     def start(self) -> None:
@@ -155,8 +177,7 @@ class ChannelHub:
             return 0
         delivered = 0
         for member in tuple(ch.members):
-            if member is not sender:
-                member.deliver(payload)
+            if member is not sender and member.deliver(payload):
                 delivered += 1
         return delivered
 

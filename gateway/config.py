@@ -19,6 +19,8 @@ class GatewayLimits:
     publish_burst: int = 400
     max_body_bytes: int = 16_384
     history_per_channel: int = 100
+    history_max_bytes: int = 64 * 1024 * 1024  # in-memory history, all channels together
+    history_max_channels: int = 10_000  # channels with in-memory history (LRU beyond)
     idle_timeout_s: float = 300.0  # no frame from the client for this long: close
     ticket_lifetime_s: int = 24 * 3600  # resumption tickets; never beyond the token's expiry
     directory_blocks: int = 2**14  # ORAM capacity of the channel directory (256-byte blocks)

@@ -53,6 +53,8 @@ class Connection:
         self.closing = False
         self.last_rx = time.monotonic()
         self._ticket_principal: Principal | None = None
+        # Largest plaintext one record carries (the session's frame limit less overhead).
+        self.max_payload = gateway.session_config.limits.max_record_size - 38
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._close: tuple[int, str] = (CloseCode.NORMAL, "")
         limits = gateway.config.limits
@@ -174,15 +176,24 @@ class Connection:
         self._queue.put_nowait(data)
 
     # -- output ----------------------------------------------------------------------
-    def deliver(self, payload: bytes) -> None:
-        """Seal one application payload for this session and queue it."""
+    def deliver(self, payload: bytes) -> bool:
+        """Seal one application payload for this session and queue it; False if not sent.
+
+        Never raises: a fan-out loop calls it for every member."""
         if self.closing or self.session.state is not State.ESTABLISHED:
-            return
+            return False
+        if len(payload) > self.max_payload:
+            # Callers size their payloads; reaching this is a bug, not the peer's fault.
+            log.error(
+                "dropped a %d-byte payload for %s: over the record limit", len(payload), self.peer
+            )
+            return False
         self.session.send(payload)
         self._flush()
         for event in self.session.events_received():
             if isinstance(event, SessionFailed):
                 self.fail(event.code, event.reason)
+        return not self.closing
 
     def _reply(self, obj: dict[str, object]) -> None:
         self.deliver(encode(obj))
@@ -193,6 +204,9 @@ class Connection:
         try:
             req = parse_request(data, limits.max_body_bytes)
         except OpError as exc:
+            if self.principal is None:  # the first request must be a valid auth
+                self.fail(CloseCode.AUTH_REQUIRED, "request before authentication")
+                return
             self._op_error(exc)
             return
         if self.principal is None:
@@ -405,9 +419,20 @@ class Connection:
         self._send_history(req, entries)
 
     def _send_history(self, req: Request, entries: list[bytes]) -> None:
-        head = encode({"op": "history", "id": req.id, "channel": req.channel})
-        messages = b",".join(entries)
-        self.deliver(head[:-1] + b',"messages":[' + messages + b"]}")
+        """One record: the newest entries that fit, oldest first (``truncated`` if cut)."""
+        head = encode({"op": "history", "id": req.id, "channel": req.channel})[:-1]
+        budget = self.max_payload - len(head) - 64
+        kept: list[bytes] = []
+        for entry in reversed(entries):
+            budget -= len(entry) + 1
+            if budget < 0:
+                break
+            kept.append(entry)
+        kept.reverse()
+        truncated = b"true" if len(kept) < len(entries) else b"false"
+        self.deliver(
+            head + b',"truncated":' + truncated + b',"messages":[' + b",".join(kept) + b"]}"
+        )
 
     def _op_ping(self, req: Request) -> None:
         self._reply({"op": "pong", "id": req.id})

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-CHANNEL_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+CHANNEL_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")  # used with fullmatch
 MAX_REQUEST_ID = 2**53
 
 
@@ -53,17 +53,19 @@ def parse_request(data: bytes, max_body: int) -> Request:
     ):
         raise OpError("bad_request", "id must be a non-negative integer")
     op = obj.get("op")
-    if op not in _ALL_OPS:
+    if not isinstance(op, str) or op not in _ALL_OPS:
         raise OpError("unknown_op", "unknown op", rid)
     channel = obj.get("channel")
     if op in _CHANNEL_OPS:
-        if not isinstance(channel, str) or not CHANNEL_RE.match(channel):
+        if not isinstance(channel, str) or not CHANNEL_RE.fullmatch(channel):
             raise OpError("bad_channel", "channel name invalid", rid)
     body = obj.get("body")
     if op == "publish":
         if not isinstance(body, str):
             raise OpError("bad_request", "body must be a string", rid)
-        if len(body.encode()) > max_body:
+        # Counted as the gateway will send it (JSON-escaped), so a body of control
+        # characters cannot expand past the record limit after it was accepted.
+        if len(orjson.dumps(body)) > max_body:
             raise OpError("too_large", "body too large", rid)
     token = obj.get("token")
     if op == "auth" and not isinstance(token, str):

@@ -69,6 +69,8 @@ class Gateway:
             sealer=keys.storage if keys else None,
             bus=bus,
             history=history,
+            history_max_bytes=config.limits.history_max_bytes,
+            history_max_channels=config.limits.history_max_channels,
         )
         # Channel membership and settings, through Path ORAM (in memory by default).
         self.directory = directory or ChannelDirectory.memory(
@@ -94,13 +96,21 @@ class Gateway:
             self._connections.discard(conn)
 
     async def _watch_idle(self) -> None:
-        """Close authenticated connections that sent nothing for ``idle_timeout_s``."""
+        """Close authenticated connections that sent nothing for ``idle_timeout_s``, and
+        sessions whose token expired (a session that only rekeys or listens would
+        otherwise outlive its token: expiry is not only checked at the next request)."""
         timeout = self.config.limits.idle_timeout_s
         while True:
-            await asyncio.sleep(max(0.05, timeout / 4))
+            await asyncio.sleep(min(1.0, max(0.05, timeout / 4)))
             deadline = time.monotonic() - timeout
+            now = time.time()
             for conn in tuple(self._connections):
-                if conn.principal is not None and conn.last_rx < deadline:
+                principal = conn.principal
+                if principal is None:
+                    continue
+                if principal.expires_at < now:
+                    conn.fail(CloseCode.TOKEN_EXPIRED, "token expired")
+                elif conn.last_rx < deadline:
                     conn.fail(CloseCode.IDLE_TIMEOUT, "idle timeout")
 
     def admit(self, user: str, conn: Connection) -> bool:

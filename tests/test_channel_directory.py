@@ -114,12 +114,15 @@ async def test_access_count_depends_only_on_the_call() -> None:
     await run("remove", d.remove_member("c1", "bob"))
     await run("members", d.members("c1"))
     await run("members", d.members("nope"))
-    await run("read", d.channels_of("alice"))
-    await run("read", d.channels_of("nobody"))
+    await run("read", d.get_settings("c1"))
+    await run("read", d.get_settings("nope"))
+    await run("channels", d.channels_of("alice"))
+    await run("channels", d.channels_of("nobody"))
     assert {k: len(v) for k, v in counts.items()} == {
-        "add": 1, "remove": 1, "read": 1, "members": 1}
+        "add": 1, "remove": 1, "read": 1, "members": 1, "channels": 1}
     assert counts["add"] == {2 * 16} and counts["read"] == {2 * 4}
-    assert counts["members"] == {2 * 4 * 32}  # every shard, whatever the channel's size
+    assert counts["members"] == {2 * 4 * 64}  # every shard, whatever the channel's size
+    assert counts["channels"] == {2 * 4 * 8}
 
     uniform_store = RecordingStore()
     u = ChannelDirectory.memory(capacity=256, uniform_calls=True, store=uniform_store)
@@ -129,7 +132,7 @@ async def test_access_count_depends_only_on_the_call() -> None:
         uniform_store.log.clear()
         await coro
         seen.add(len(uniform_store.log))
-    assert seen == {2 * 4 * 32}  # everything padded to the dearest call (members)
+    assert seen == {2 * 4 * 64}  # everything padded to the dearest call (members)
 
 
 async def test_bad_names_are_refused() -> None:
@@ -151,3 +154,11 @@ async def test_a_channel_of_a_thousand_members_fits() -> None:
     assert await d.channels_of(users[500]) == {"big"}
     assert await d.remove_member("big", users[500])
     assert len(await d.members("big")) == 999
+
+
+async def test_a_user_in_a_hundred_fifty_channels_fits() -> None:
+    d = ChannelDirectory.memory(capacity=2**14)
+    chans = {f"chan-{i:03d}-padpadpad" for i in range(150)}  # was capped at 48
+    for c in sorted(chans):
+        await d.add_member(c, "busy-user")
+    assert await d.channels_of("busy-user") == chans

@@ -243,8 +243,9 @@ def test_single_node_hub_unchanged_and_synchronous() -> None:
             self.user = user
             self.got: list[bytes] = []
 
-        def deliver(self, payload: bytes) -> None:
+        def deliver(self, payload: bytes) -> bool:
             self.got.append(payload)
+            return True
 
     a, b = M("a"), M("b")
     hub.join(a, "c")

@@ -171,8 +171,9 @@ class _Member:
         self.user = user
         self.got: list[bytes] = []
 
-    def deliver(self, payload: bytes) -> None:
+    def deliver(self, payload: bytes) -> bool:
         self.got.append(payload)
+        return True
 
 
 def test_history_sealed_opens_across_rotation_and_destroyed_version_fails_clearly(

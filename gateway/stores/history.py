@@ -14,8 +14,8 @@ Entries are the encoded ``msg`` ops (JSON bytes), oldest first.
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Awaitable
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from crypto.keystore import KeyStoreError
@@ -49,10 +49,35 @@ class History(Protocol):
 
 
 class MemoryHistory:
-    def __init__(self, per_channel: int = 100, sealer: HistorySealer | None = None) -> None:
+    """Bounded three ways: ``per_channel`` entries per channel, ``max_bytes`` in all and
+    ``max_channels`` channels; past a bound the least recently written channel's history
+    is dropped (``on_evict`` tells the hub). Without the global bounds, a client allowed
+    to publish on a wildcard could grow the gateway's memory one channel at a time."""
+
+    def __init__(
+        self,
+        per_channel: int = 100,
+        sealer: HistorySealer | None = None,
+        *,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_channels: int = 10_000,
+    ) -> None:
         self._per = per_channel
         self._sealer = sealer
-        self._entries: dict[str, deque[bytes]] = {}
+        self._entries: OrderedDict[str, deque[bytes]] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self._total = 0
+        self._max_bytes = max_bytes
+        self._max_channels = max_channels
+        self.on_evict: Callable[[str], None] | None = None
+        self.evicted = 0
+
+    @property
+    def total_bytes(self) -> int:
+        return self._total
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     # -- synchronous (the hub's fast path) -------------------------------------------------
     def queue(self, channel: str) -> deque[bytes]:
@@ -60,19 +85,42 @@ class MemoryHistory:
         q = self._entries.get(channel)
         if q is None:
             q = self._entries[channel] = deque(maxlen=self._per)
+            self._sizes[channel] = 0
+            self._evict(keep=channel)
         return q
 
     def add(self, channel: str, entry: bytes) -> None:
-        q = self._entries.get(channel)
-        if q is None:
-            q = self._entries[channel] = deque(maxlen=self._per)
-        if self._sealer is None:
-            q.append(entry)
-            return
-        try:
-            q.append(self._sealer.seal(entry, _history_aad(channel)))
-        except KeyStoreError as exc:
-            log.warning("history entry not kept for a channel: %s", type(exc).__name__)
+        q = self.queue(channel)
+        if self._sealer is not None:
+            try:
+                entry = self._sealer.seal(entry, _history_aad(channel))
+            except KeyStoreError as exc:
+                log.warning("history entry not kept for a channel: %s", type(exc).__name__)
+                return
+        if q.maxlen is not None and len(q) == q.maxlen and q:
+            dropped = len(q[0])  # the deque drops its oldest entry on append
+            self._sizes[channel] -= dropped
+            self._total -= dropped
+        q.append(entry)
+        self._sizes[channel] += len(entry)
+        self._total += len(entry)
+        self._entries.move_to_end(channel)
+        self._evict(keep=channel)
+
+    def _evict(self, keep: str) -> None:
+        while (self._total > self._max_bytes or len(self._entries) > self._max_channels) and (
+            len(self._entries) > 1
+        ):
+            name = next(iter(self._entries))
+            if name == keep:
+                self._entries.move_to_end(name)
+                name = next(iter(self._entries))
+            q = self._entries.pop(name)
+            q.clear()
+            self._total -= self._sizes.pop(name)
+            self.evicted += 1
+            if self.on_evict is not None:
+                self.on_evict(name)
 
     def get(self, channel: str, limit: int) -> list[bytes]:
         q = self._entries.get(channel)
@@ -101,6 +149,7 @@ class MemoryHistory:
         q = self._entries.get(channel)
         if q is not None and not q:
             del self._entries[channel]
+            self._total -= self._sizes.pop(channel, 0)
 
     # -- History interface -----------------------------------------------------------------
     async def append(self, channel: str, entry: bytes) -> None:
