@@ -9,9 +9,48 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import unicodedata
 from typing import TextIO
 
+from websockets.exceptions import WebSocketException
+
 from clients.sdk import Client, ClientError, ClientOptions, Message, RequestError, SessionClosed
+
+# Bidirectional overrides and isolates (category Cf, listed for clarity): they reorder what
+# the terminal shows, so "<admin>" can appear where the sender wrote something else.
+_BIDI = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
+# Control (C0, DEL, C1), format (zero-width, bidi marks), line/paragraph separators, lone
+# surrogates.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(c: str) -> str:
+    if c in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[c]
+    o = ord(c)
+    if o <= 0xFF:
+        return f"\\x{o:02x}"
+    if o <= 0xFFFF:
+        return f"\\u{o:04x}"
+    return f"\\U{o:08x}"
+
+
+def safe(text: str) -> str:
+    """``text`` with every character a terminal would act on shown as an escape: ESC (and so
+    every ANSI/OSC sequence), CR, LF, TAB, DEL, C1 controls, bidi overrides. Peer-controlled
+    strings (user names, channel names, bodies, server messages) go through this before they
+    reach the terminal, so a message cannot forge lines, retitle the window or clear it."""
+    if text.isprintable() and text.isascii():
+        return text  # the common case: nothing to escape
+    return "".join(
+        _escape_char(c)
+        if ord(c) in _BIDI or unicodedata.category(c) in _UNSAFE_CATEGORIES
+        else c
+        for c in text
+    )
 
 
 def _print(out: TextIO, line: str) -> None:
@@ -20,7 +59,7 @@ def _print(out: TextIO, line: str) -> None:
 
 
 def format_message(m: Message) -> str:
-    return f"[{m.channel}] <{m.sender}> {m.body}"
+    return f"[{safe(m.channel)}] <{safe(m.sender)}> {safe(m.body)}"
 
 
 async def _printer(client: Client, out: TextIO) -> None:
@@ -41,13 +80,20 @@ async def run_chat(
     out = out or sys.stdout
     try:
         client = await Client.connect(url, root_public_key, token, options)
-    except (ClientError, OSError) as exc:
-        _print(out, f"* cannot connect: {exc}")
+    except (ClientError, OSError, WebSocketException, ValueError, TimeoutError) as exc:
+        # OSError: refused/unreachable; WebSocketException: not a ws:// URL (InvalidURI),
+        # not a WebSocket server; ValueError: a malformed URL.
+        _print(out, f"* cannot connect: {safe(str(exc)) or type(exc).__name__} ({safe(url)})")
         return 1
-    _print(out, f"* connected as {client.user} ({client.suite})")
+    _print(out, f"* connected as {safe(client.user)} ({client.suite})")
     current = channel
-    await client.join(current)
-    _print(out, f"* joined {current}")
+    try:
+        await client.join(current)
+    except (RequestError, SessionClosed) as exc:
+        _print(out, f"* cannot join {safe(current)}: {safe(str(exc))}")
+        await client.close()
+        return 1
+    _print(out, f"* joined {safe(current)}")
     printer = asyncio.create_task(_printer(client, out))
     loop = asyncio.get_running_loop()
     code = 0
@@ -67,10 +113,10 @@ async def run_chat(
                     if cmd in ("join", "switch") and arg:
                         await client.join(arg)
                         current = arg
-                        _print(out, f"* joined {arg}")
+                        _print(out, f"* joined {safe(arg)}")
                     elif cmd == "leave" and arg:
                         await client.leave(arg)
-                        _print(out, f"* left {arg}")
+                        _print(out, f"* left {safe(arg)}")
                     elif cmd == "history":
                         for m in await client.history(current):
                             _print(out, "(history) " + format_message(m))
@@ -81,11 +127,11 @@ async def run_chat(
                         _print(out, "* commands: /join CH, /leave CH, /history, /rekey, /quit")
                     continue
                 ack = await client.publish(current, line)
-                _print(out, f"* sent {ack['mid']} to {ack['delivered']}")
+                _print(out, f"* sent {safe(str(ack['mid']))} to {safe(str(ack['delivered']))}")
             except RequestError as exc:
-                _print(out, f"* error: {exc.code}: {exc.message}")
+                _print(out, f"* error: {safe(exc.code)}: {safe(exc.message)}")
     except SessionClosed as exc:
-        _print(out, f"* session closed: {exc.code} {exc.reason}")
+        _print(out, f"* session closed: {exc.code} {safe(str(exc.reason))}")
         code = 1
     finally:
         await client.close()

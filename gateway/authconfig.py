@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from crypto.session import SessionLimits
 from gateway.auth import TokenVerifier
+from gateway.commands import _argtypes
 from gateway.config import GatewayLimits
 
 MIN_HS256_SECRET = 32
@@ -85,31 +86,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--max-channels",
-        type=int,
+        type=_argtypes.positive_int,
         default=_LIMITS.max_channels_per_connection,
         help="channels one connection may join (default %(default)s)",
     )
     g.add_argument(
         "--max-connections-per-user",
-        type=int,
+        type=_argtypes.positive_int,
         default=_LIMITS.max_connections_per_user,
         help="concurrent authenticated connections per user (default %(default)s)",
     )
     g.add_argument(
         "--rekey-after-messages",
-        type=int,
+        type=_argtypes.int_range(1, _SESSION.max_seq),
         default=_SESSION.rekey_after_records,
         help="records sent in one epoch before an in-band rekey (default %(default)s)",
     )
     g.add_argument(
         "--rekey-after-seconds",
-        type=float,
+        type=_argtypes.positive_float,
         default=_SESSION.rekey_after_ms / 1000,
         help="seconds in one epoch before an in-band rekey (default %(default)s)",
     )
     g.add_argument(
         "--max-skew-ms",
-        type=int,
+        type=_argtypes.non_negative_int,
         default=_SESSION.max_skew_ms,
         help="allowed record timestamp skew in ms (default %(default)s)",
     )

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from crypto.cert import GatewayCertificate, RootKey
+from crypto.errors import CertificateError
 from crypto.handshake import GatewayCredential
 from crypto.kem import KEMS, HybridKem, KemId
 from crypto.keystore import KeyStore, UnwrapError
@@ -150,6 +151,25 @@ def plaintext_secrets(directory: Path) -> list[Path]:
             if (directory / name).exists()]
 
 
+def check_permissions(directory: Path) -> None:
+    """Refuse, as ssh does, a keys directory others may write or plaintext secrets others may
+    read (``.wrapped`` files are sealed by the key store and are not checked)."""
+    mode = directory.stat().st_mode & 0o777
+    if mode & 0o022:
+        raise KeyFileError(
+            f"keys directory {directory} is writable by others (mode {mode:04o}); chmod 700 it"
+        )
+    for name, _aad, _size in _secret_roles():
+        path = directory / name
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            what = "readable" if mode & 0o044 else "writable"
+            raise KeyFileError(f"{path} is {what} by others (mode {mode:04o}); chmod 600 it")
+
+
 def write_public(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
@@ -222,8 +242,12 @@ def load_credentials(
         if not key_path.exists() and not key_path.with_name(key_path.name + WRAPPED).exists():
             continue
         seed = _read_key(directory, key_path.name, lt_aad(kem), 32, store)
+        cert_path = directory / _kem_file(kem, "cert")
         try:
-            cert = GatewayCertificate.from_bytes(_read(directory / _kem_file(kem, "cert")))
+            cert = GatewayCertificate.from_bytes(_read(cert_path))
+        except CertificateError as exc:
+            raise KeyFileError(f"{cert_path}: {exc} (run plexigate keys init/rotate)") from None
+        try:
             creds[kem.kem_id] = GatewayCredential(kem.from_seed(seed), cert)
         except ValueError as exc:
             raise KeyFileError(f"{key_path}: key and certificate do not match") from exc

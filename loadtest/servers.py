@@ -144,6 +144,12 @@ def gateway_process(
     """``plexigate serve`` with fresh development keys in ``workdir/keys``, port 0, the
     publish rate limit lifted (the harness measures capacity, not the limiter). With
     ``redis_url``: a clustered node (``--redis`` and a fresh ``--cluster-key-file``)."""
+    keys = workdir / "keys"
+    if not (keys / "root.pub").exists():  # serve refuses an explicit --keys dir without keys
+        subprocess.run(
+            [sys.executable, "-m", "plexigate", "keys", "init", str(keys)],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
     argv = [
         *_python(profile_path),
         "-m", "plexigate", "--log-level", "WARNING", "serve",

@@ -12,6 +12,7 @@ import importlib
 import logging
 import pkgutil
 import sys
+import traceback
 from collections.abc import Sequence
 
 COMMAND_PACKAGES = (
@@ -20,6 +21,7 @@ COMMAND_PACKAGES = (
     "loadtest.commands",
     "plexigate.commands",
 )
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="PlexiChat Gateway: post-quantum secure real-time messaging.",
     )
     parser.add_argument(
-        "--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING, ERROR)"
+        "--log-level",
+        default="INFO",
+        type=str.upper,  # case-insensitive: --log-level debug works
+        choices=LOG_LEVELS,
+        help="logging level: %(choices)s (default %(default)s)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Import every module first, so hooks (e.g. keys.EXTRA) are in place before
@@ -49,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -64,6 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # The safety net: one line (class and message, which name files, never key bytes),
+        # the traceback only for --log-level DEBUG.
+        if args.log_level == "DEBUG":
+            traceback.print_exc(file=sys.stderr)
+        message = " ".join(str(exc).split()) or "(no message)"
+        print(f"error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

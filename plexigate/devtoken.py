@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 
@@ -9,6 +10,37 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ALL_GRANTS: Mapping[str, Sequence[str]] = {"*": ("sub", "pub", "hist")}
+# The rules the gateway enforces (gateway/auth.py USER_RE, gateway/ops.py CHANNEL_RE), copied
+# so that a token the gateway would refuse is refused here, when it is issued, with a reason.
+USER_RE = re.compile(r"[A-Za-z0-9_.@:+\-]{1,128}")  # fullmatch
+CHANNEL_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")  # fullmatch
+NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,63}:\*")  # "ns:*" grants every channel ns:...
+MAX_TTL_S = 365 * 24 * 3600
+
+
+def check_user(user: str) -> str:
+    """``user`` if the gateway accepts it as a token subject, else ValueError."""
+    if not USER_RE.fullmatch(user):
+        raise ValueError(
+            f"user {user!r} is not 1-128 characters of letters, digits and _ . @ : + -"
+        )
+    return user
+
+
+def check_ttl(ttl_s: int) -> int:
+    if not 1 <= ttl_s <= MAX_TTL_S:
+        raise ValueError(f"--ttl must be 1..{MAX_TTL_S} seconds (one year), got {ttl_s}")
+    return ttl_s
+
+
+def check_channel_pattern(pattern: str) -> str:
+    """A grant's channel: ``*``, ``ns:*`` or a channel name the gateway accepts."""
+    if pattern == "*" or NAMESPACE_RE.fullmatch(pattern) or CHANNEL_RE.fullmatch(pattern):
+        return pattern
+    raise ValueError(
+        f"grant channel {pattern!r} is not '*', 'ns:*' or a channel name "
+        "(1-64 letters, digits, _ . : -)"
+    )
 
 
 def issue_token(
@@ -41,6 +73,7 @@ def parse_grants(specs: Sequence[str]) -> dict[str, list[str]]:
         channel, sep, actions = spec.partition("=")
         if not sep or not channel:
             raise ValueError(f"grant {spec!r} is not CHANNEL=ACTIONS")
+        check_channel_pattern(channel)
         acts = [a.strip() for a in actions.split(",") if a.strip()]
         bad = [a for a in acts if a not in ("sub", "pub", "hist")]
         if bad or not acts:

@@ -18,7 +18,7 @@ from crypto.errors import CloseCode
 from gateway.auth import AuthError
 from gateway.authconfig import AuthConfigError, load_ed25519_public_key, load_hs256_secret
 from gateway.commands.serve import build_gateway
-from gateway.keyfiles import load_auth_secret, load_root_public
+from gateway.keyfiles import init_keys, load_auth_secret, load_root_public
 from plexigate.cli import build_parser, main
 from plexigate.devtoken import issue_token
 
@@ -34,6 +34,7 @@ def keyfiles(tmp_path: Path) -> dict[str, Path]:
         "ed_priv_pem": tmp_path / "ed.pem",
         "ed_priv_raw": tmp_path / "ed.seed",
     }
+    init_keys(files["keys"])  # serve refuses an explicit --keys path without keys
     files["hs"].write_text("s" * 40 + "\n")
     files["ed_pub_pem"].write_bytes(
         ed.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)

@@ -376,11 +376,13 @@ async def test_browser_refuses_an_unverified_gateway(tmp_path: Path, case: str) 
 
 async def test_serve_prints_a_dev_url_that_the_browser_can_use(tmp_path: Path) -> None:
     from gateway.commands.serve import _dev_page_url, build_gateway
+    from gateway.keyfiles import init_keys
     from plexigate.cli import build_parser
 
     keys = str(tmp_path / "keys")
+    init_keys(Path(keys))  # development keys (with a dev secret)
     args = build_parser().parse_args(["serve", "--keys", keys, "--port", "0"])
-    gw = build_gateway(args)  # creates development keys (with a dev secret)
+    gw = build_gateway(args)
     await gw.start()
     try:
         url = _dev_page_url(args, gw)

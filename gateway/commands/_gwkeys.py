@@ -15,6 +15,7 @@ from pathlib import Path
 from crypto.audit import AuditLog
 from crypto.keystore import KeyStore, KeyStoreError
 from crypto.rotation import MAX_AES_GCM_USES, RotationPolicy
+from gateway.commands import _argtypes
 from gateway.commands._keyopts import add_store_args, open_store
 from gateway.keyruntime import DEFAULT_ROTATION_INTERVAL_S, STORAGE_KEY_FILE, KeyRuntime
 
@@ -29,13 +30,15 @@ def add_gateway_store_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_rotation_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rotation-interval", type=float, default=DEFAULT_ROTATION_INTERVAL_S,
+    p.add_argument("--rotation-interval", type=_argtypes.positive_float,
+                   default=DEFAULT_ROTATION_INTERVAL_S,
                    help="seconds between rotation checks of the storage key (default 60)")
     p.add_argument("--storage-key",
                    help=f"storage key state file (default <keys>/{STORAGE_KEY_FILE})")
-    p.add_argument("--storage-key-max-age", type=float, default=7 * 86400.0,
+    p.add_argument("--storage-key-max-age", type=_argtypes.positive_float, default=7 * 86400.0,
                    help="rotate the storage key after this many seconds (default 7 days)")
-    p.add_argument("--storage-key-max-uses", type=int, default=MAX_AES_GCM_USES,
+    p.add_argument("--storage-key-max-uses", type=_argtypes.int_range(1, MAX_AES_GCM_USES),
+                   default=MAX_AES_GCM_USES,
                    help="rotate after this many seals (<= 2^32)")
 
 

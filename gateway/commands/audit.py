@@ -19,6 +19,10 @@ from crypto.keystore import AuditVerifyError
 def _verify(args: argparse.Namespace) -> int:
     log = Path(args.log)
     pub = Path(args.pubkey) if args.pubkey else log.with_name("audit.pub")
+    for path, what in ((log, "audit log"), (pub, "audit public key")):
+        if not path.is_file():
+            print(f"audit verify: cannot verify: no {what} at {path}", file=sys.stderr)
+            return 1
     try:
         result = verify_log(log, pub.read_bytes(),
                             Path(args.checkpoint) if args.checkpoint else None)

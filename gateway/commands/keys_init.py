@@ -17,7 +17,7 @@ from pathlib import Path
 
 from crypto.keystore import HsmUnavailable, KeyStoreError
 from crypto.rotation import RotatingKey
-from gateway.commands import keys
+from gateway.commands import _argtypes, keys
 from gateway.commands._gwkeys import add_gateway_store_args, open_gateway_store
 from gateway.keyfiles import KeyFileError, init_keys, plaintext_secrets, wrap_dir
 from gateway.keyruntime import STORAGE_KEY_FILE, STORAGE_KEY_ID
@@ -82,7 +82,8 @@ def _run_wrap(args: argparse.Namespace) -> int:
 def _add(ksub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = ksub.add_parser("init", help="create root key, gateway keys and certificates")
     p.add_argument("dir", help="keys directory (created, mode 0700)")
-    p.add_argument("--days", type=int, default=365, help="certificate validity in days")
+    p.add_argument("--days", type=_argtypes.int_range(1, 100 * 365), default=365,
+                   help="certificate validity in days (1..36500)")
     p.add_argument("--force", action="store_true", help="replace existing keys")
     add_gateway_store_args(p)
     p.set_defaults(func=_run_init)

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import ipaddress
 import logging
 import signal
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from crypto.audit import AuditLog
+from crypto.errors import PlexiError
+from crypto.handshake import GatewayCredential
+from crypto.kem import KemId
 from crypto.keystore import KeyStore, KeyStoreError
-from crypto.suite import Level, SuitePolicy
+from crypto.suite import ALL_SUITES, Level, SuitePolicy
 from crypto.ticket import AeadTicketSealer
 from gateway import authconfig
 from gateway.channel_directory import ChannelDirectory
-from gateway.commands import _cluster, _gwkeys
+from gateway.commands import _argtypes, _cluster, _gwkeys
 from gateway.config import GatewayConfig, GatewayLimits
 from gateway.keyfiles import (
     KeyFileError,
+    check_permissions,
     init_keys,
     load_auth_secret,
     load_credentials,
@@ -30,17 +38,21 @@ from gateway.webclient import dev_page_url
 
 log = logging.getLogger("plexigate.serve")
 _DEFAULTS = GatewayLimits()  # slotted dataclass: read defaults from an instance
+DEFAULT_KEYS = ".plexigate/keys"  # the only keys path serve fills with development keys
+MIN_FRAME_BYTES = 4096
+MIN_DIRECTORY_BLOCKS = 16
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument(
         "--keys",
-        default=".plexigate/keys",
-        help="keys directory (created with development keys if missing)",
+        default=DEFAULT_KEYS,
+        help=f"keys directory (default {DEFAULT_KEYS}, created with development keys if "
+        "missing; any other path must hold keys: plexigate keys init PATH)",
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=_argtypes.port, default=8765, help="0..65535 (0: any free)")
     p.add_argument(
         "--suites",
         default="XWING_CHACHA20POLY1305_SHA256,"
@@ -49,16 +61,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="comma-separated suite names, most preferred first",
     )
     p.add_argument("--min-level", choices=[lv.name.lower() for lv in Level], default="standard")
-    p.add_argument("--handshake-timeout", type=float, default=_DEFAULTS.handshake_timeout_s)
-    p.add_argument("--max-frame", type=int, default=_DEFAULTS.max_frame_bytes)
-    p.add_argument("--outbound-queue", type=int, default=_DEFAULTS.outbound_queue)
+    p.add_argument(
+        "--handshake-timeout", type=_argtypes.positive_float, default=_DEFAULTS.handshake_timeout_s
+    )
+    p.add_argument(
+        "--max-frame",
+        type=_argtypes.int_range(MIN_FRAME_BYTES),
+        default=_DEFAULTS.max_frame_bytes,
+        help=f"largest WebSocket frame in bytes (at least {MIN_FRAME_BYTES})",
+    )
+    p.add_argument(
+        "--outbound-queue", type=_argtypes.positive_int, default=_DEFAULTS.outbound_queue
+    )
     p.add_argument(
         "--publish-rate",
-        type=float,
+        type=_argtypes.positive_float,
         default=_DEFAULTS.publish_rate_per_s,
         help="per-connection publish token-bucket refill per second (load tests raise it)",
     )
-    p.add_argument("--publish-burst", type=int, default=_DEFAULTS.publish_burst)
+    p.add_argument(
+        "--publish-burst", type=_argtypes.positive_int, default=_DEFAULTS.publish_burst
+    )
     p.add_argument("--no-uvloop", action="store_true")
     p.add_argument(
         "--no-web-client",
@@ -72,7 +95,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--directory-blocks",
-        type=int,
+        type=_argtypes.power_of_two(MIN_DIRECTORY_BLOCKS),
         default=_DEFAULTS.directory_blocks,
         help="ORAM capacity of the channel directory, in 256-byte blocks (power of two)",
     )
@@ -96,10 +119,17 @@ def build_gateway(args: argparse.Namespace) -> Gateway:
 def _build(
     args: argparse.Namespace, keys: Path, store: KeyStore | None, audit: AuditLog | None
 ) -> Gateway:
+    if keys.exists() and not keys.is_dir():
+        raise KeyFileError(f"{keys} is not a directory (--keys names a keys directory)")
     if not (keys / "root.key").exists() and not (keys / "root.pub").exists():
+        if str(args.keys) != DEFAULT_KEYS:
+            # An explicit path without keys is a typo or a missing volume, not a request for
+            # a brand-new deployment root that no client pins.
+            raise KeyFileError(f"no keys in {keys} (run: plexigate keys init {keys})")
         log.warning("no keys in %s: creating development keys", keys)
         init_keys(keys, store=store)
-    policy = SuitePolicy.from_names(args.suites.split(","), Level[args.min_level.upper()])
+    check_permissions(keys)
+    policy = _policy(args)
     limits = GatewayLimits(
         handshake_timeout_s=args.handshake_timeout,
         max_frame_bytes=args.max_frame,
@@ -117,6 +147,7 @@ def _build(
     )
     verifier = authconfig.build_verifier(args, lambda: load_auth_secret(keys, store))
     credentials = load_credentials(keys, store)
+    check_certificates(credentials, keys)
     runtime = _gwkeys.open_runtime(args, keys, store, audit) if store is not None else None
     cluster = _cluster.open_cluster(args, config.limits.history_per_channel)
     directory = (
@@ -141,6 +172,55 @@ def _build(
     )
 
 
+def _policy(args: argparse.Namespace) -> SuitePolicy:
+    level = Level[args.min_level.upper()]
+    policy = SuitePolicy.from_names(args.suites.split(","), level)
+    if not policy.allowed:
+        raise ValueError(
+            f"no suite in --suites meets --min-level {args.min_level} "
+            f"(allowed at that level: {', '.join(s.name for s in ALL_SUITES if s.level >= level)})"
+        )
+    return policy
+
+
+def check_certificates(
+    credentials: Mapping[KemId, GatewayCredential], keys: Path, now: float | None = None
+) -> None:
+    """Refuse to serve with a gateway certificate that clients will refuse."""
+    t = int(time.time() if now is None else now)
+    for cred in credentials.values():
+        cert = cred.certificate
+        name = keys / f"gateway-{cert.kem.name.lower()}.cert"
+        if t > cert.not_after:
+            raise KeyFileError(
+                f"certificate {name} expired on {_date(cert.not_after)}; "
+                f"run plexigate keys init/rotate"
+            )
+        if t < cert.not_before:
+            raise KeyFileError(
+                f"certificate {name} is not valid before {_date(cert.not_before)}; "
+                f"check the clock or run plexigate keys init/rotate"
+            )
+
+
+def _date(t: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (a wildcard or any other name is not)."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _dev_secret_in_use(args: argparse.Namespace) -> bool:
+    return not (args.jwt_hs256_secret_file or args.jwt_ed25519_public_key)
+
+
 def _ticket_sealer(keys: Path, store: KeyStore | None) -> AeadTicketSealer | None:
     """Ticket key: derived inside the key store when there is one (it follows the store's
     derive-master rotation), else the keys directory's ticket.key (shared by the nodes
@@ -159,8 +239,10 @@ def _dev_page_url(args: argparse.Namespace, gateway: Gateway) -> str | None:
     served and the keys directory's plaintext development secret is what verifies tokens."""
     if gateway.web_client is None or not gateway.web_client.available:
         return None
-    if args.jwt_hs256_secret_file or args.jwt_ed25519_public_key:
+    if not _dev_secret_in_use(args):
         return None  # real token keys configured: the dev secret is not accepted
+    if not is_loopback(args.host):
+        return None  # a token that works, printed by a server reachable from elsewhere: no
     keys = Path(args.keys)
     try:
         secret = load_auth_secret(keys)  # no key store: only a plaintext dev secret
@@ -173,14 +255,30 @@ def _dev_page_url(args: argparse.Namespace, gateway: Gateway) -> str | None:
 async def _serve(args: argparse.Namespace) -> int:
     try:
         gateway = build_gateway(args)
-    except (KeyFileError, KeyStoreError, ValueError) as exc:
+    except (KeyFileError, KeyStoreError, ValueError, PlexiError) as exc:
         log.error("cannot start: %s", exc)
         return 1
-    await gateway.start()
+    except OSError as exc:  # e.g. --keys names a file, or a directory we may not read
+        log.error("cannot start: %s", _os_error(exc))
+        return 1
+    try:
+        await gateway.start()
+    except (OSError, OverflowError) as exc:
+        await _close_quietly(gateway)
+        log.error("cannot listen on %s:%s: %s", args.host, args.port, _os_error(exc))
+        return 1
     # One machine-readable line, so scripts and tests can find the port.
     print(f"plexigate listening on {gateway.url}", flush=True)
     if (url := _dev_page_url(args, gateway)) is not None:
         print(f"browser client (development): {url}", flush=True)
+    elif _dev_secret_in_use(args) and not is_loopback(args.host):
+        log.warning(
+            "development keys/secrets in use on non-loopback address %s: tokens are verified "
+            "with the keys directory's development secret (auth-hs256.key); the development "
+            "URL is not printed. In production use --jwt-hs256-secret-file or "
+            "--jwt-ed25519-public-key (and --keystore)",
+            args.host,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -189,6 +287,23 @@ async def _serve(args: argparse.Namespace) -> int:
     log.info("shutting down")
     await gateway.close()
     return 0
+
+
+def _os_error(exc: BaseException) -> str:
+    """One line for an OSError (socket errors carry odd messages) without a traceback."""
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return "address already in use"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return str(exc) or type(exc).__name__
+
+
+async def _close_quietly(gateway: Gateway) -> None:
+    try:
+        await gateway.close()
+    except Exception:  # noqa: S110 (startup already failed: report that error, not this)
+        pass
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from clients.chat import run_chat
 from gateway.keyfiles import KeyFileError, load_auth_secret, load_root_public
-from plexigate.devtoken import issue_token
+from plexigate.devtoken import check_user, issue_token
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
         elif os.environ.get("PLEXI_TOKEN"):
             token = os.environ["PLEXI_TOKEN"]
         else:
-            token = issue_token(args.name, hs256_secret=load_auth_secret(keys))
-    except (KeyFileError, OSError) as exc:
+            token = issue_token(check_user(args.name), hs256_secret=load_auth_secret(keys))
+    except (KeyFileError, OSError, ValueError) as exc:
         print(f"error: {exc}")
         return 1
     return asyncio.run(run_chat(args.url, root, token, args.channel))

@@ -7,8 +7,8 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from clients.chat import format_message
-from clients.sdk import Client
+from clients.chat import format_message, safe
+from clients.sdk import Client, RequestError, SessionClosed
 from crypto.suite import SuitePolicy
 from gateway.auth import TokenVerifier
 from gateway.config import GatewayConfig
@@ -45,28 +45,39 @@ async def demo(channel: str) -> int:
             serve_web_client=True,  # the browser page on GET / of the same port
         )
         await gw.start()
-        print(f"* gateway listening on {gw.url} (keys in a temp dir, in-memory stores)")
-        root = load_root_public(keys)
-        clients = {}
-        for name in ("alice", "bob"):
-            c = await Client.connect(gw.url, root, issue_token(name, hs256_secret=secret))
+        clients: dict[str, Client] = {}
+        try:
+            return await _script(gw, load_root_public(keys), secret, channel, clients)
+        finally:
+            for c in clients.values():
+                await c.close()
+            await gw.close()
+
+
+async def _script(
+    gw: Gateway, root: bytes, secret: bytes, channel: str, clients: dict[str, Client]
+) -> int:
+    print(f"* gateway listening on {gw.url} (keys in a temp dir, in-memory stores)")
+    for name in ("alice", "bob"):
+        c = await Client.connect(gw.url, root, issue_token(name, hs256_secret=secret))
+        clients[name] = c
+        try:
             await c.join(channel)
-            clients[name] = c
-            print(f"* {name} connected: handshake {c.suite}, authenticated, joined {channel}")
-        for sender, text in SCRIPT:
-            other = clients["bob" if sender == "alice" else "alice"]
-            ack = await clients[sender].publish(channel, text)
-            got = await asyncio.wait_for(other.recv(), 5)
-            print(f"  {format_message(got)}   (ack {ack['mid']}, seen by {other.user})")
-        clients["alice"].rekey()
-        await asyncio.sleep(0.2)
-        await clients["alice"].publish(channel, "this one is sealed under epoch 1")
-        got = await asyncio.wait_for(clients["bob"].recv(), 5)
-        print(f"  {format_message(got)}   (after rekey: epoch {clients['alice'].session.epoch})")
-        for c in clients.values():
-            await c.close()
-        await gw.close()
-        print("* demo done: every line above was decrypted by its recipient")
+        except (RequestError, SessionClosed) as exc:
+            print(f"* cannot join {safe(channel)}: {safe(str(exc))}")
+            return 1
+        print(f"* {name} connected: handshake {c.suite}, authenticated, joined {channel}")
+    for sender, text in SCRIPT:
+        other = clients["bob" if sender == "alice" else "alice"]
+        ack = await clients[sender].publish(channel, text)
+        got = await asyncio.wait_for(other.recv(), 5)
+        print(f"  {format_message(got)}   (ack {ack['mid']}, seen by {other.user})")
+    clients["alice"].rekey()
+    await asyncio.sleep(0.2)
+    await clients["alice"].publish(channel, "this one is sealed under epoch 1")
+    got = await asyncio.wait_for(clients["bob"].recv(), 5)
+    print(f"  {format_message(got)}   (after rekey: epoch {clients['alice'].session.epoch})")
+    print("* demo done: every line above was decrypted by its recipient")
     return 0
 
 

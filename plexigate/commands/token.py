@@ -17,13 +17,15 @@ from crypto.keystore import KeyStoreError
 from gateway.authconfig import AuthConfigError, load_hs256_secret
 from gateway.commands import _gwkeys
 from gateway.keyfiles import KeyFileError
-from plexigate.devtoken import issue_token, parse_grants
+from plexigate.devtoken import MAX_TTL_S, check_ttl, check_user, issue_token, parse_grants
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("token", help="issue a development JWT (HS256 or EdDSA)")
     p.add_argument("--keys", default=".plexigate/keys")
-    p.add_argument("--user", required=True)
+    p.add_argument(
+        "--user", required=True, help="token subject: 1-128 of letters, digits, _ . @ : + -"
+    )
     p.add_argument(
         "--grant",
         action="append",
@@ -31,7 +33,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="CHANNEL=ACTIONS, actions from sub,pub,hist; CHANNEL may be "
         "'ns:*' or '*' (repeatable; default '*=sub,pub,hist')",
     )
-    p.add_argument("--ttl", type=int, default=3600, help="seconds until expiry")
+    p.add_argument(
+        "--ttl", type=int, default=3600, help=f"seconds until expiry (1..{MAX_TTL_S})"
+    )
     key = p.add_mutually_exclusive_group()
     key.add_argument(
         "--ed25519-key", metavar="FILE", help="sign with EdDSA: PEM private key or 32-byte seed"
@@ -61,9 +65,9 @@ def load_ed25519_private_key(path: Path) -> Ed25519PrivateKey:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        check_user(args.user)
         grants = parse_grants(args.grant) if args.grant else {"*": ["sub", "pub", "hist"]}
-        if args.ttl <= 0:
-            raise ValueError("--ttl must be positive")
+        check_ttl(args.ttl)
         if args.ed25519_key:
             ed = load_ed25519_private_key(Path(args.ed25519_key))
             print(issue_token(args.user, grants, args.ttl, ed25519_key=ed))
