@@ -213,6 +213,22 @@ def test_serve_numeric_limits_are_usage_errors(
     assert_clean_error(r, rf"argument {option}: {message}", code=2)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--max-age", "0", "must be positive"),
+        ("--max-uses", "0", "must be at least 1"),
+        ("--max-uses", str(2**32 + 1), "must be at most 4294967296"),
+        ("--destroy", "-1", "must be at least 1"),
+    ],
+)
+def test_keys_rotate_numeric_options_are_usage_errors(
+    tmp_path: Path, option: str, value: str, message: str
+) -> None:
+    r = plexigate("keys", "rotate", "--state", str(tmp_path / "s.json"), option, value)
+    assert_clean_error(r, rf"argument {option}: {message}", code=2)
+
+
 # -- M6: no tracebacks from the CLI -----------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from crypto.keystore import HsmUnavailable, KeyStoreError
 from crypto.rotation import RotatingKey, RotationPolicy
+from gateway.commands._argtypes import int_range, positive_float, positive_int
 from gateway.commands._keyopts import add_store_args, open_store
 
 log = logging.getLogger("plexigate.keys")
@@ -25,11 +26,13 @@ def add_parser(ksub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--state", required=True, help="the key's state file")
     p.add_argument("--create", metavar="KEY_ID", help="create the key if the file is absent")
     p.add_argument("--if-due", action="store_true", help="rotate only if the policy says so")
-    p.add_argument("--max-age", type=float, default=7 * 86400.0, help="seconds (default 7d)")
-    p.add_argument("--max-uses", type=int, default=2**32, help="seals per version (<= 2^32)")
+    p.add_argument("--max-age", type=positive_float, default=7 * 86400.0,
+                   help="seconds (default 7d)")
+    p.add_argument("--max-uses", type=int_range(1, 2**32), default=2**32,
+                   help="seals per version (<= 2^32)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--disable", type=int, metavar="V", help="disable version V instead")
-    g.add_argument("--destroy", type=int, metavar="V", help="destroy version V instead")
+    g.add_argument("--disable", type=positive_int, metavar="V", help="disable version V instead")
+    g.add_argument("--destroy", type=positive_int, metavar="V", help="destroy version V instead")
     add_store_args(p)
     p.set_defaults(func=_run)
 
