@@ -9,11 +9,12 @@ from collections.abc import Mapping, Sequence
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.auth import USER_RE
+from gateway.ops import CHANNEL_RE
+
 ALL_GRANTS: Mapping[str, Sequence[str]] = {"*": ("sub", "pub", "hist")}
-# The rules the gateway enforces (gateway/auth.py USER_RE, gateway/ops.py CHANNEL_RE), copied
-# so that a token the gateway would refuse is refused here, when it is issued, with a reason.
-USER_RE = re.compile(r"[A-Za-z0-9_.@:+\-]{1,128}")  # fullmatch
-CHANNEL_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")  # fullmatch
+# USER_RE and CHANNEL_RE are the gateway's own rules (imported, so they cannot drift): a token
+# the gateway would refuse is refused here, when it is issued, with a reason.
 NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,63}:\*")  # "ns:*" grants every channel ns:...
 MAX_TTL_S = 365 * 24 * 3600
 
