@@ -253,6 +253,12 @@ def _dev_page_url(args: argparse.Namespace, gateway: Gateway) -> str | None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    # Signal handlers first: a supervisor (or a test) may send SIGTERM as soon as it reads
+    # the "listening" line, and that must be a clean shutdown, not the default kill.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
         gateway = build_gateway(args)
     except (KeyFileError, KeyStoreError, ValueError, PlexiError) as exc:
@@ -279,10 +285,6 @@ async def _serve(args: argparse.Namespace) -> int:
             "--jwt-ed25519-public-key (and --keystore)",
             args.host,
         )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
     await gateway.close()
