@@ -21,6 +21,7 @@ class ResumptionRequested:
 
     ticket_id: bytes
     principal: bytes
+    issued_ms: int
     expires_ms: int
 
 

@@ -110,6 +110,7 @@ class ResumptionRequest:
 
     ticket_id: bytes
     principal: bytes
+    issued_ms: int
     expires_ms: int
 
 
@@ -142,7 +143,7 @@ class ServerResumption:
             raise HandshakeFailed("resumption binder invalid")
         self._transcript.append(data)
         self._pending = (suite, es, rh.public_key, rh.client_time_ms - now_ms)
-        return ResumptionRequest(t.ticket_id, t.principal, t.expires_ms)
+        return ResumptionRequest(t.ticket_id, t.principal, t.issued_ms, t.expires_ms)
 
     def accept(self, now_ms: int) -> bytes:
         if self._pending is None:

@@ -480,7 +480,9 @@ class ServerSession(Session):
                 request = self._resume.on_hello(data, self._now())
                 self.state = State.WAIT_TICKET_CLAIM
                 self._events.append(
-                    ResumptionRequested(request.ticket_id, request.principal, request.expires_ms)
+                    ResumptionRequested(
+                        request.ticket_id, request.principal, request.issued_ms, request.expires_ms
+                    )
                 )
                 return
             assert self._hs is not None

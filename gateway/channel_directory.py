@@ -105,6 +105,7 @@ class ChannelDirectory:
         self._bsize = client.oram.params.block_size
         self._uniform = uniform_calls
         self._wipe = wipe_store_first
+        self._marker: bytes | None = None  # set when this directory takes over its store
         self._lock = asyncio.Lock()
         self._n = 0
         self.last_call_accesses = 0
@@ -158,6 +159,38 @@ class ChannelDirectory:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def accesses_for(self, call: str) -> int:
+        """ORAM accesses one call makes (what a caller's rate budget is charged)."""
+        c = self._chunks
+        if self._uniform:
+            return max(4, self._shards, self._ushards) * c
+        return {
+            "members": self._shards * c,
+            "channels_of": self._ushards * c,
+            "add_member": 4 * c,
+            "remove_member": 4 * c,
+        }.get(call, c)
+
+    async def recover_if_wiped(self) -> bool:
+        """Start a fresh, empty directory if Redis lost this directory's data (its marker
+        key is gone: a restart without persistence, a flush); True if it did. With the
+        marker in place a failed verification is tampering or partial loss, and the
+        directory keeps failing closed. Deleting the marker only makes the directory start
+        empty (denial of service, which whoever can write Redis can cause anyway); it can
+        never make forged buckets verify: the new ORAM has new keys."""
+        store = self._client.store
+        if not isinstance(store, RedisBucketStore) or self._marker is None:
+            return False
+        if await store.aget_marker() == self._marker:
+            return False
+        async with self._lock:
+            old = self._client
+            oram = PathOram(old.oram.params)  # new keys, position map and root
+            self._client = OramClient(oram, store, write_behind=old.write_behind)
+            self._oram = oram
+            self._wipe = True  # clear leftovers and set a new marker before the next access
+        return True
 
     # -- public API ---------------------------------------------------------------------
 
@@ -294,6 +327,8 @@ class ChannelDirectory:
             store = self._client.store
             if isinstance(store, RedisBucketStore):
                 await store.aclear()
+                self._marker = os.urandom(16).hex().encode()
+                await store.aset_marker(self._marker)
             self._wipe = False
 
     async def _read(self, kind: bytes, key: bytes) -> tuple[Any, int]:

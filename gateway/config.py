@@ -23,6 +23,10 @@ class GatewayLimits:
     history_max_channels: int = 10_000  # channels with in-memory history (LRU beyond)
     idle_timeout_s: float = 300.0  # no frame from the client for this long: close
     ticket_lifetime_s: int = 24 * 3600  # resumption tickets; never beyond the token's expiry
+    # ORAM accesses per second per user for directory calls (join/leave 16, members 256,
+    # channels 32, settings 4): bounds the event-loop CPU one user can spend there.
+    directory_accesses_per_s: float = 1000.0
+    directory_accesses_burst: int = 4000
     directory_blocks: int = 2**14  # ORAM capacity of the channel directory (256-byte blocks)
 
 

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection
@@ -246,7 +246,7 @@ class Connection:
             self.fail(CloseCode.TOKEN_EXPIRED, "token behind the ticket expired")
             return
         try:
-            first = await self.gw.tickets.claim(event.ticket_id, event.expires_ms)
+            first = await self.gw.tickets.claim(event.ticket_id, event.issued_ms, event.expires_ms)
         except (OSError, RedisError):
             log.warning("ticket ledger unavailable; refusing resumption from %s", self.peer)
             first = False
@@ -326,7 +326,7 @@ class Connection:
             if len(self.channels) >= self.gw.config.limits.max_channels_per_connection:
                 raise OpError("too_many_channels", "channel limit reached", req.id)
             # Durable membership lives in the ORAM directory; the hub only knows sockets.
-            await self._directory(self.gw.directory.add_member(req.channel, self.user), req)
+            await self._directory(req, "add_member", req.channel, self.user)
             if self.closing:
                 return
             self.channels.add(req.channel)
@@ -336,7 +336,7 @@ class Connection:
 
     async def _op_leave(self, req: Request) -> None:
         assert req.channel is not None
-        await self._directory(self.gw.directory.remove_member(req.channel, self.user), req)
+        await self._directory(req, "remove_member", req.channel, self.user)
         if req.channel in self.channels:
             self.channels.discard(req.channel)
             self.gw.hub.leave(self, req.channel)
@@ -345,40 +345,62 @@ class Connection:
     async def _op_members(self, req: Request) -> None:
         assert req.channel is not None
         self._require(req.channel, Action.SUBSCRIBE, req.id)
-        members = await self._directory(self.gw.directory.members(req.channel), req)
+        members = await self._directory(req, "members", req.channel)
         self._reply(
             {"op": "members", "id": req.id, "channel": req.channel, "members": sorted(members)}
         )
 
     async def _op_channels(self, req: Request) -> None:
-        channels = await self._directory(self.gw.directory.channels_of(self.user), req)
+        channels = await self._directory(req, "channels_of", self.user)
         self._reply({"op": "channels", "id": req.id, "channels": sorted(channels)})
 
     async def _op_settings(self, req: Request) -> None:
         assert req.channel is not None
         self._require(req.channel, Action.SUBSCRIBE, req.id)
-        settings = await self._directory(self.gw.directory.get_settings(req.channel), req)
+        settings = await self._directory(req, "get_settings", req.channel)
         self._reply({"op": "settings", "id": req.id, "channel": req.channel, "settings": settings})
 
     async def _op_set_settings(self, req: Request) -> None:
         assert req.channel is not None and req.settings is not None
         self._require(req.channel, Action.PUBLISH, req.id)
-        await self._directory(self.gw.directory.set_settings(req.channel, req.settings), req)
+        if req.channel not in self.channels:
+            # Settings records cost directory space: only members may create them.
+            raise OpError("not_joined", "join the channel before changing its settings", req.id)
+        await self._directory(req, "set_settings", req.channel, req.settings)
         self._reply({"op": "ok", "id": req.id, "channel": req.channel})
 
-    async def _directory(self, call: Awaitable[T], req: Request) -> T:
-        """Await a directory call; its failures become request errors, never crashes."""
-        try:
-            return await call
-        except (DirectoryFull, RecordTooLarge):
-            raise OpError("directory_full", "channel directory record is full", req.id) from None
-        except OramIntegrityError:
-            log.error("channel directory integrity check failed: storage was tampered with")
-            self.gw.metrics.count("oram_integrity_error")
-            raise OpError("unavailable", "channel directory unavailable", req.id) from None
-        except (OSError, RedisError):
-            log.warning("channel directory storage unavailable")
-            raise OpError("unavailable", "channel directory unavailable", req.id) from None
+    async def _directory(self, req: Request, call: str, *args: Any) -> Any:
+        """Run one directory call, charged to the user's budget of ORAM accesses; its
+        failures become request errors, never crashes."""
+        directory = self.gw.directory
+        if not self.gw.charge_directory(self.user, directory.accesses_for(call)):
+            raise OpError("rate_limited", "channel directory budget exceeded", req.id)
+        for attempt in (1, 2):
+            try:
+                return await getattr(directory, call)(*args)
+            except (DirectoryFull, RecordTooLarge):
+                raise OpError(
+                    "directory_full", "channel directory record is full", req.id
+                ) from None
+            except OramIntegrityError:
+                if attempt == 1 and await directory.recover_if_wiped():
+                    log.warning(
+                        "channel directory storage was emptied (Redis restarted "
+                        "without persistence?): started an empty directory; "
+                        "durable memberships and settings were lost"
+                    )
+                    self.gw.metrics.count("directory_reset")
+                    continue
+                log.error(
+                    "channel directory failed its integrity check (storage modified, "
+                    "rolled back or partly lost); refusing directory operations"
+                )
+                self.gw.metrics.count("oram_integrity_error")
+                raise OpError("unavailable", "channel directory unavailable", req.id) from None
+            except (OSError, RedisError):
+                log.warning("channel directory storage unavailable")
+                raise OpError("unavailable", "channel directory unavailable", req.id) from None
+        raise AssertionError("unreachable")
 
     def _op_publish(self, req: Request) -> None:
         assert req.channel is not None and req.body is not None

@@ -23,6 +23,7 @@ from gateway.channels import ChannelHub
 from gateway.config import GatewayConfig
 from gateway.connection import Connection
 from gateway.metrics import Metrics
+from gateway.ratelimit import TokenBucket
 from gateway.stores.bus import Bus
 from gateway.stores.history import History
 from gateway.stores.tickets import MemoryTicketLedger, TicketLedger
@@ -83,6 +84,7 @@ class Gateway:
         self._by_user: dict[str, set[Connection]] = defaultdict(set)
         self._server: Server | None = None
         self._connections: set[Connection] = set()
+        self._directory_budget: dict[str, TokenBucket] = {}
         self._watchdog: asyncio.Task[None] | None = None
 
     # -- connections ----------------------------------------------------------------
@@ -104,6 +106,12 @@ class Gateway:
             await asyncio.sleep(min(1.0, max(0.05, timeout / 4)))
             deadline = time.monotonic() - timeout
             now = time.time()
+            # Budgets outlive connections (a reconnect must not refill one); drop only
+            # those that have refilled completely.
+            mono = time.monotonic()
+            for user, bucket in tuple(self._directory_budget.items()):
+                if bucket.is_full(mono):
+                    del self._directory_budget[user]
             for conn in tuple(self._connections):
                 principal = conn.principal
                 if principal is None:
@@ -112,6 +120,17 @@ class Gateway:
                     conn.fail(CloseCode.TOKEN_EXPIRED, "token expired")
                 elif conn.last_rx < deadline:
                     conn.fail(CloseCode.IDLE_TIMEOUT, "idle timeout")
+
+    def charge_directory(self, user: str, accesses: int) -> bool:
+        """Charge a directory call to the user's budget (shared by their connections):
+        ORAM work is CPU on the event loop, so one user must not starve the others."""
+        limits = self.config.limits
+        bucket = self._directory_budget.get(user)
+        if bucket is None:
+            bucket = self._directory_budget[user] = TokenBucket(
+                limits.directory_accesses_per_s, limits.directory_accesses_burst
+            )
+        return bucket.take(time.monotonic(), accesses)
 
     def admit(self, user: str, conn: Connection) -> bool:
         conns = self._by_user[user]
@@ -150,6 +169,7 @@ class Gateway:
         self.hub.start()
         if self.keys is not None:
             self.keys.start()
+        await self.tickets.start()
         self._watchdog = asyncio.create_task(self._watch_idle())
         return self._server
 

@@ -31,7 +31,7 @@ log = logging.getLogger("plexigate.webclient")
 # Scripts, styles and the WebSocket only from this origin; nothing inline, no plugins, no
 # framing, no <base> tricks, no form posts anywhere.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; connect-src 'self' ws: wss:; script-src 'self'; style-src 'self'; "
+    "default-src 'self'; connect-src 'self'; script-src 'self'; style-src 'self'; "
     "img-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )

@@ -66,6 +66,7 @@ async def test_membership_and_settings_in_redis_oram_leak_no_names(redis_flushed
 async def test_bad_settings_are_refused_without_change():
     async with running_gateway() as gw:
         c = await Client.connect(gw.url, pki().root_public, token("alice"))
+        await c.join("room")
         await c.set_settings("room", {"topic": "a"})
         try:
             await c.set_settings("room", {"topic": "x" * 600})

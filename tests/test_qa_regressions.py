@@ -209,3 +209,99 @@ async def test_ack_does_not_count_members_being_closed():
                     break
         assert counts[0] == 1 and counts[-1] == 0  # closing as a slow consumer: not counted
         await pub.close()
+
+
+# -- second review: directory abuse, Redis loss -----------------------------------------------
+
+
+async def test_set_settings_needs_a_joined_channel():
+    async with running_gateway() as gw:
+        c = await Client.connect(gw.url, ROOT, token("alice"))
+        with pytest.raises(RequestError) as err:
+            await c.set_settings("never-joined", {"a": "b"})
+        assert err.value.code == "not_joined"
+        await c.join("mine")
+        await c.set_settings("mine", {"topic": "t"})
+        assert await c.settings("mine") == {"topic": "t"}
+        await c.close()
+
+
+async def test_directory_calls_are_charged_to_a_per_user_budget():
+    opts = GatewayOptions(limits=GatewayLimits(directory_accesses_per_s=100,
+                                               directory_accesses_burst=600))
+    async with running_gateway(opts) as gw:
+        greedy = await Client.connect(gw.url, ROOT, token("greedy"))
+        codes = []
+        for _ in range(5):  # members costs 256 accesses: the third call is over budget
+            try:
+                await greedy.members("lobby")
+                codes.append("ok")
+            except RequestError as exc:
+                codes.append(exc.code)
+        assert codes[:2] == ["ok", "ok"] and "rate_limited" in codes
+        # a reconnect does not refill the budget
+        await greedy.close()
+        again = await Client.connect(gw.url, ROOT, token("greedy"))
+        with pytest.raises(RequestError):
+            await again.members("lobby")
+        other = await Client.connect(gw.url, ROOT, token("polite"))
+        assert await other.members("lobby") == []  # another user's budget is untouched
+        await other.close()
+        await again.close()
+
+
+async def test_directory_recovers_when_redis_lost_everything(redis_flushed, caplog):
+    import redis.asyncio as aioredis
+
+    from gateway.channel_directory import ChannelDirectory
+    from gateway.config import GatewayConfig
+    from gateway.server import Gateway
+
+    caplog.set_level(logging.WARNING, "plexigate")
+    o = GatewayOptions()
+    gw = Gateway(GatewayConfig(port=0, policy=o.policy, limits=o.limits), pki().credentials,
+                 o.verifier, directory=ChannelDirectory.redis(redis_flushed, capacity=2**10))
+    await gw.start()
+    try:
+        c = await Client.connect(gw.url, ROOT, token("alice"))
+        await c.join("room")
+        r = aioredis.from_url(redis_flushed)
+        await r.flushall()  # Redis restarted without persistence
+        await r.aclose()
+        await c.join("room2")  # recovers: a fresh, empty directory
+        assert await c.members("room2") == ["alice"]
+        assert "started an empty directory" in caplog.text
+        await c.close()
+    finally:
+        await gw.close()
+
+
+async def test_directory_tampering_is_not_mistaken_for_a_wipe(redis_flushed, caplog):
+    import redis.asyncio as aioredis
+
+    from gateway.channel_directory import ChannelDirectory
+    from gateway.config import GatewayConfig
+    from gateway.server import Gateway
+
+    caplog.set_level(logging.WARNING, "plexigate")
+    o = GatewayOptions()
+    gw = Gateway(GatewayConfig(port=0, policy=o.policy, limits=o.limits), pki().credentials,
+                 o.verifier, directory=ChannelDirectory.redis(redis_flushed, capacity=2**10))
+    await gw.start()
+    try:
+        c = await Client.connect(gw.url, ROOT, token("alice"))
+        await c.join("room")
+        r = aioredis.from_url(redis_flushed)
+        keys = [k async for k in r.scan_iter("*chanmeta*") if not k.endswith(b"marker")]
+        for k in keys:  # the operator rewrites every bucket (the marker is left in place)
+            v = await r.get(k)
+            await r.set(k, v[:-1] + bytes([v[-1] ^ 1]))
+        await r.aclose()
+        with pytest.raises(RequestError) as err:
+            await c.join("r1")
+        assert err.value.code == "unavailable"
+        assert "failed its integrity check" in caplog.text
+        await c.ping()  # the session goes on
+        await c.close()
+    finally:
+        await gw.close()

@@ -82,7 +82,7 @@ async def test_resume_on_another_node_and_replay_refused_cluster_wide(redis_flus
             await Client.connect(a.url, root, ticket=ticket)
         assert closed.value.code == CloseCode.TICKET_REJECTED
     r = aioredis.from_url(redis_flushed)
-    keys = [k async for k in r.scan_iter("plexi:ticket:*")]
+    keys = [k async for k in r.scan_iter("plexi:ticket:*") if k != b"plexi:ticket:epoch"]
     assert keys == [b"plexi:ticket:" + ticket.ticket_id.hex().encode()]
     ttl = await r.pttl(keys[0])
     assert 0 < ttl <= 24 * 3600 * 1000  # kept only until the ticket expires
@@ -108,3 +108,50 @@ async def test_ticket_lifetime_never_exceeds_the_token():
         import time
 
         assert ticket.expires_at_ms <= (time.time() + 91) * 1000
+
+
+async def test_ticket_issued_before_a_restart_is_refused_by_a_memory_ledger():
+    key = os.urandom(32)
+    o = GatewayOptions()
+
+    def make() -> Gateway:
+        return Gateway(GatewayConfig(port=0, policy=o.policy, limits=o.limits),
+                       pki().credentials, o.verifier,
+                       ticket_sealer=AeadTicketSealer.single(key))
+
+    first = make()
+    await first.start()
+    c = await Client.connect(first.url, pki().root_public, token("carol"))
+    ticket = await c.next_ticket()
+    await c.close()
+    await first.close()
+    restarted = make()  # same ticket key, fresh in-memory ledger: cannot know it was unused
+    await restarted.start()
+    try:
+        with pytest.raises(SessionClosed) as closed:
+            await Client.connect(restarted.url, pki().root_public, ticket=ticket)
+        assert closed.value.code == CloseCode.TICKET_REJECTED
+    finally:
+        await restarted.close()
+
+
+async def test_tickets_from_before_redis_lost_the_ledger_are_refused(redis_flushed):
+    key = os.urandom(32)
+    root = pki().root_public
+    async with node(redis_flushed, key) as a:
+        c = await Client.connect(a.url, root, token("dan"))
+        ticket = await c.next_ticket()
+        await c.close()
+        r = aioredis.from_url(redis_flushed)
+        await r.flushall()  # the storage operator (or a restart) loses every ledger key
+        await r.aclose()
+        with pytest.raises(SessionClosed) as closed:
+            await Client.connect(a.url, root, ticket=ticket)
+        assert closed.value.code == CloseCode.TICKET_REJECTED
+        # tickets issued after that still resume
+        c = await Client.connect(a.url, root, token("dan"))
+        fresh = await c.next_ticket()
+        await c.close()
+        again = await Client.connect(a.url, root, ticket=fresh)
+        assert again.resumed
+        await again.close()

@@ -54,6 +54,14 @@ class RedisBucketStore:
         _, values = await pipe.execute()
         return [v if v is None or isinstance(v, bytes) else v.encode() for v in values]
 
+    async def aset_marker(self, value: bytes) -> None:
+        """A key beside the buckets that says which ORAM owns them (not secret)."""
+        await self._r.set(self._prefix + b"marker", value)
+
+    async def aget_marker(self) -> bytes | None:
+        v = await self._r.get(self._prefix + b"marker")
+        return v if v is None or isinstance(v, bytes) else str(v).encode()
+
     async def aclear(self) -> None:
         """Delete every bucket of this namespace (a fresh ORAM client starts empty)."""
         batch: list[bytes] = []

@@ -48,6 +48,7 @@ class OramClient:
         self.store = store
         self._lock = asyncio.Lock()
         self._write_behind = write_behind and hasattr(store, "awrite_read_path")
+        self.write_behind = write_behind
 
     async def flush(self) -> None:
         """Store a path write still held back by write_behind."""

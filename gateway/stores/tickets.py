@@ -15,11 +15,23 @@ import redis.asyncio as aioredis
 
 
 class TicketLedger(Protocol):
-    async def claim(self, ticket_id: bytes, expires_ms: int) -> bool:
-        """True the first time ``ticket_id`` is claimed; kept until it expires."""
+    async def start(self) -> None:
+        """Called once when the gateway starts."""
+        ...
+
+    async def claim(self, ticket_id: bytes, issued_ms: int, expires_ms: int) -> bool:
+        """True the first time ``ticket_id`` is claimed; kept until it expires.
+
+        A ledger only vouches for tickets issued after its own records begin (its
+        *epoch*): it refuses older ones, because it cannot know whether they were spent
+        before (a restarted process, a Redis that lost its data)."""
         ...
 
     async def aclose(self) -> None: ...
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 class MemoryTicketLedger:
@@ -28,9 +40,15 @@ class MemoryTicketLedger:
     def __init__(self, max_entries: int = 1_000_000) -> None:
         self._seen: dict[bytes, int] = {}
         self._max = max_entries
+        self.epoch_ms = _now_ms()  # this process's memory starts here
 
-    async def claim(self, ticket_id: bytes, expires_ms: int) -> bool:
-        now = time.time_ns() // 1_000_000
+    async def start(self) -> None:
+        return None
+
+    async def claim(self, ticket_id: bytes, issued_ms: int, expires_ms: int) -> bool:
+        now = _now_ms()
+        if issued_ms < self.epoch_ms:
+            return False  # issued before this process: it may have been spent already
         if len(self._seen) >= self._max:
             self._seen = {k: v for k, v in self._seen.items() if v > now}
             if len(self._seen) >= self._max:
@@ -50,15 +68,28 @@ class RedisTicketLedger:
     def __init__(self, client: aioredis.Redis, prefix: str = "plexi:ticket:") -> None:
         self._r = client
         self._prefix = prefix
+        self._epoch_key = prefix + "epoch"
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "plexi:ticket:") -> RedisTicketLedger:
         return cls(aioredis.from_url(url), prefix)
 
-    async def claim(self, ticket_id: bytes, expires_ms: int) -> bool:
+    async def start(self) -> None:
+        # The first node of a deployment sets the epoch; later nodes keep it.
+        await self._r.set(self._epoch_key, str(_now_ms()).encode(), nx=True)
+
+    async def claim(self, ticket_id: bytes, issued_ms: int, expires_ms: int) -> bool:
         # Ticket ids are random: the key reveals nothing about the user or the session.
-        ok = await self._r.set(self._prefix + ticket_id.hex(), b"1", nx=True, pxat=expires_ms)
-        return bool(ok)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.get(self._epoch_key)
+        pipe.set(self._prefix + ticket_id.hex(), b"1", nx=True, pxat=expires_ms)
+        epoch, ok = await pipe.execute()
+        if epoch is None:
+            # Redis lost the ledger (restart without persistence, flush): start a new epoch
+            # now and refuse every ticket issued before it.
+            await self._r.set(self._epoch_key, str(_now_ms()).encode(), nx=True)
+            return False
+        return bool(ok) and issued_ms >= int(epoch)
 
     async def aclose(self) -> None:
         await self._r.aclose()
