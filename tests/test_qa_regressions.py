@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import orjson
 import pytest
+import redis.asyncio as aioredis
 from pki import HS256_SECRET, GatewayOptions, pki, running_gateway, token
 from test_gateway_e2e import RawClient, _close_code
 from websockets.asyncio.client import connect
@@ -15,7 +18,9 @@ from websockets.asyncio.client import connect
 from clients.sdk import Client, RequestError, SessionClosed
 from crypto.errors import CloseCode
 from gateway.auth import AuthError, TokenVerifier
-from gateway.config import GatewayLimits
+from gateway.channel_directory import ChannelDirectory
+from gateway.config import GatewayConfig, GatewayLimits
+from gateway.server import Gateway
 from gateway.stores.history import MemoryHistory
 from plexigate.devtoken import issue_token
 
@@ -227,8 +232,9 @@ async def test_set_settings_needs_a_joined_channel():
 
 
 async def test_directory_calls_are_charged_to_a_per_user_budget():
-    opts = GatewayOptions(limits=GatewayLimits(directory_accesses_per_s=100,
-                                               directory_accesses_burst=600))
+    opts = GatewayOptions(
+        limits=GatewayLimits(directory_accesses_per_s=100, directory_accesses_burst=600)
+    )
     async with running_gateway(opts) as gw:
         greedy = await Client.connect(gw.url, ROOT, token("greedy"))
         codes = []
@@ -250,19 +256,25 @@ async def test_directory_calls_are_charged_to_a_per_user_budget():
         await again.close()
 
 
-async def test_directory_recovers_when_redis_lost_everything(redis_flushed, caplog):
-    import redis.asyncio as aioredis
-
-    from gateway.channel_directory import ChannelDirectory
-    from gateway.config import GatewayConfig
-    from gateway.server import Gateway
-
-    caplog.set_level(logging.WARNING, "plexigate")
+@asynccontextmanager
+async def redis_directory_gateway(url: str) -> AsyncIterator[Gateway]:
     o = GatewayOptions()
-    gw = Gateway(GatewayConfig(port=0, policy=o.policy, limits=o.limits), pki().credentials,
-                 o.verifier, directory=ChannelDirectory.redis(redis_flushed, capacity=2**10))
+    gw = Gateway(
+        GatewayConfig(port=0, policy=o.policy, limits=o.limits),
+        pki().credentials,
+        o.verifier,
+        directory=ChannelDirectory.redis(url, capacity=2**10),
+    )
     await gw.start()
     try:
+        yield gw
+    finally:
+        await gw.close()
+
+
+async def test_directory_recovers_when_redis_lost_everything(redis_flushed, caplog):
+    caplog.set_level(logging.WARNING, "plexigate")
+    async with redis_directory_gateway(redis_flushed) as gw:
         c = await Client.connect(gw.url, ROOT, token("alice"))
         await c.join("room")
         r = aioredis.from_url(redis_flushed)
@@ -272,23 +284,11 @@ async def test_directory_recovers_when_redis_lost_everything(redis_flushed, capl
         assert await c.members("room2") == ["alice"]
         assert "started an empty directory" in caplog.text
         await c.close()
-    finally:
-        await gw.close()
 
 
 async def test_directory_tampering_is_not_mistaken_for_a_wipe(redis_flushed, caplog):
-    import redis.asyncio as aioredis
-
-    from gateway.channel_directory import ChannelDirectory
-    from gateway.config import GatewayConfig
-    from gateway.server import Gateway
-
     caplog.set_level(logging.WARNING, "plexigate")
-    o = GatewayOptions()
-    gw = Gateway(GatewayConfig(port=0, policy=o.policy, limits=o.limits), pki().credentials,
-                 o.verifier, directory=ChannelDirectory.redis(redis_flushed, capacity=2**10))
-    await gw.start()
-    try:
+    async with redis_directory_gateway(redis_flushed) as gw:
         c = await Client.connect(gw.url, ROOT, token("alice"))
         await c.join("room")
         r = aioredis.from_url(redis_flushed)
@@ -303,5 +303,3 @@ async def test_directory_tampering_is_not_mistaken_for_a_wipe(redis_flushed, cap
         assert "failed its integrity check" in caplog.text
         await c.ping()  # the session goes on
         await c.close()
-    finally:
-        await gw.close()
