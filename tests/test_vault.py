@@ -127,3 +127,14 @@ def test_cli_split_and_recover(tmp_path: Path) -> None:
                        timeout=60)
     assert r.returncode == 1 and "cannot recover" in r.stderr
     assert not (tmp_path / "rec2").exists()
+    # an existing output file is not overwritten without --force
+    (tmp_path / "rec").write_bytes(b"keep me")
+    r = subprocess.run([*run, "vault", "recover", "--out", str(tmp_path / "rec"),
+                        *map(str, shares[1:4])], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1 and "refusing to overwrite" in r.stdout
+    assert (tmp_path / "rec").read_bytes() == b"keep me"
+    r = subprocess.run([*run, "vault", "recover", "--force", "--out", str(tmp_path / "rec"),
+                        *map(str, shares[1:4])], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and (tmp_path / "rec").read_bytes() == SECRET

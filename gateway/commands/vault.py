@@ -62,6 +62,9 @@ def _split(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
+    if Path(args.out).exists() and not args.force:
+        print(f"error: {args.out} exists; refusing to overwrite it (use --force)")
+        return 1
     named = [(p, Path(p).read_bytes()) for p in args.shares]
     log = _audit(args)
     try:
@@ -109,6 +112,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rp = sub.add_parser("recover", help="recover a secret from share files")
     rp.add_argument("shares", nargs="+", help="share files")
     rp.add_argument("--out", required=True, help="where to write the secret (0600)")
+    rp.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     rp.add_argument("--passphrase-file", help=f"share passphrase file (else ${PASS_ENV})")
     add_store_args(rp, required=False)
     rp.set_defaults(func=_guard(_recover))
