@@ -253,3 +253,22 @@ def test_single_node_hub_unchanged_and_synchronous() -> None:
     d = hub.publish(a, "c", "hi")
     assert d.delivered == 1 and len(b.got) == 1 and not a.got
     assert hub.history("c", 5) == b.got
+
+
+async def test_channels_watched_while_the_subscriber_connects_are_not_lost(
+    redis_flushed: str,
+) -> None:
+    """A join right after a node starts (its subscriber still connecting) still hears
+    the other nodes: the topic is subscribed once the connection is up."""
+    async with node(redis_flushed) as a, node(redis_flushed) as b:
+        # watch a channel on A before its subscriber task has had a chance to connect
+        bus = a.hub._bus
+        bus._pubsub = None  # as during a (re)connect
+        bus.watch("early")
+        await bus.ready("early")
+        b1 = await connect(b, USERS[1], join="early")
+        a1 = await connect(a, USERS[0], join="early")
+        await b1.publish("early", "heard")
+        assert (await recv(a1)).body == "heard"
+        await a1.close()
+        await b1.close()

@@ -177,8 +177,14 @@ class RedisBus:
             ps: Any = self._r.pubsub()
             try:
                 self._subscribed.clear()
-                await ps.subscribe(anchor, *self._topics.values())
+                initial = set(self._topics.values())
+                await ps.subscribe(anchor, *initial)
                 self._pubsub = ps
+                # watch() calls made while we were connecting saw no pubsub to send to:
+                # subscribe what they added, or those channels would stay deaf here.
+                missed = [t for t in self._topics.values() if t not in initial]
+                if missed:
+                    await ps.subscribe(*missed)
                 if backoff > 0.05:
                     log.warning("bus: subscriber reconnected to redis (%d topics)",
                                 len(self._topics))
