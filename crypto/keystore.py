@@ -34,8 +34,12 @@ from __future__ import annotations
 
 import abc
 import struct
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class KeyStoreError(Exception):
@@ -106,6 +110,23 @@ DERIVE_PREFIX = b"plexi/derive/v1"
 WRAP_HEADER = struct.Struct(">BI")
 NONCE_LEN = 12
 MAX_DERIVE_LEN = 64
+
+
+def active_version(keys: Iterable[tuple[MasterKind, int]], kind: MasterKind) -> int | None:
+    """The active (highest) version of ``kind`` among ``keys``; None if there is none."""
+    versions = [v for (k, v) in keys if k is kind]
+    return max(versions) if versions else None
+
+
+def lookup_master(
+    keys: Mapping[tuple[MasterKind, int], T], kind: MasterKind, version: int | None
+) -> tuple[int, T]:
+    """``(version, key)`` for ``version`` of ``kind`` (default: the active one)."""
+    v = active_version(keys, kind) if version is None else version
+    key = keys.get((kind, v)) if v is not None else None
+    if v is None or key is None:
+        raise KeyNotFound(f"no {kind.value} master version {version}")
+    return v, key
 
 
 def derive_block_input(label: bytes, length: int, counter: int) -> bytes:

@@ -52,8 +52,10 @@ from crypto.keystore import (
     MasterInfo,
     MasterKind,
     UnwrapError,
+    active_version,
     check_derive_args,
     derive_block_input,
+    lookup_master,
     parse_wrapped,
 )
 
@@ -271,15 +273,10 @@ class Pkcs11KeyStore(KeyStore):
                 self._w_generate(kind)
 
     def _active(self, kind: MasterKind) -> int | None:
-        versions = [v for (k, v) in self._keys if k is kind]
-        return max(versions) if versions else None
+        return active_version(self._keys, kind)
 
     def _w_key(self, kind: MasterKind, version: int | None) -> tuple[int, Any]:
-        v = self._active(kind) if version is None else version
-        key = self._keys.get((kind, v)) if v is not None else None
-        if v is None or key is None:
-            raise KeyNotFound(f"no {kind.value} master version {version}")
-        return v, key
+        return lookup_master(self._keys, kind, version)
 
     def _w_generate(self, kind: MasterKind) -> int:
         v = (self._active(kind) or 0) + 1

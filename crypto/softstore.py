@@ -42,8 +42,10 @@ from crypto.keystore import (
     MasterInfo,
     MasterKind,
     UnwrapError,
+    active_version,
     check_derive_args,
     derive_block_input,
+    lookup_master,
     parse_wrapped,
 )
 
@@ -115,16 +117,11 @@ class SoftKeyStore(KeyStore):
                 self.rotate_master(kind)
 
     def _active(self, kind: MasterKind) -> int | None:
-        versions = [v for (k, v) in self._keys if k is kind]
-        return max(versions) if versions else None
+        return active_version(self._keys, kind)
 
     def _key(self, kind: MasterKind, version: int | None) -> tuple[int, bytes]:
         with self._lock:
-            v = self._active(kind) if version is None else version
-            key = self._keys.get((kind, v)) if v is not None else None
-        if v is None or key is None:
-            raise KeyNotFound(f"no {kind.value} master version {version}")
-        return v, key
+            return lookup_master(self._keys, kind, version)
 
     def derive(self, label: bytes, length: int = 32, *, version: int | None = None) -> bytes:
         check_derive_args(label, length)
