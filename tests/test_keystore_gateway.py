@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flaky_store import FlakyStore
 from hsm_fixtures import HsmToken
 from pkcs11 import exceptions as p11e
 
 from clients.sdk import Client
 from crypto.audited import AuditedKeyStore
 from crypto.breaker import BreakerPolicy, CircuitBreaker
-from crypto.keystore import HsmUnavailable, KeyDestroyed, KeyStore, MasterInfo, MasterKind
+from crypto.keystore import HsmUnavailable, KeyDestroyed, KeyStore
 from crypto.pkcs11store import Pkcs11KeyStore
 from crypto.rotation import RotatingKey
 from crypto.softstore import SoftKeyStore
@@ -248,43 +249,10 @@ async def test_rotation_while_serving_keeps_sessions_and_history(
     assert main(["audit", "verify", "--log", str(keys / "audit" / "audit.log")]) == 0
 
 
-class _FlakyStore(KeyStore):
-    """A software store whose HSM 'goes away' on demand."""
-
-    def __init__(self, inner: KeyStore) -> None:
-        self.inner, self.down = inner, False
-
-    def _check(self) -> None:
-        if self.down:
-            raise HsmUnavailable("HSM circuit breaker is open", retry_after=30.0)
-
-    def derive(self, label: bytes, length: int = 32, *, version: int | None = None) -> bytes:
-        self._check()
-        return self.inner.derive(label, length, version=version)
-
-    def wrap(self, data: bytes, aad: bytes = b"") -> bytes:
-        self._check()
-        return self.inner.wrap(data, aad)
-
-    def unwrap(self, blob: bytes, aad: bytes = b"") -> bytes:
-        self._check()
-        return self.inner.unwrap(blob, aad)
-
-    def masters(self) -> list[MasterInfo]:
-        return self.inner.masters()
-
-    def rotate_master(self, kind: MasterKind) -> int:
-        self._check()
-        return self.inner.rotate_master(kind)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 async def test_rotator_survives_hsm_unavailable_and_other_errors(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = _FlakyStore(SoftKeyStore.create(tmp_path / "ks", b"pw"))
+    store = FlakyStore(SoftKeyStore.create(tmp_path / "ks", b"pw"))
     rk = RotatingKey.create(store, tmp_path / "s.json", "gateway-storage")
     blob = rk.seal(b"old", b"a")
     now = [time.time() + WEEK + 1]

@@ -10,15 +10,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from flaky_store import FlakyStore
 
-from crypto.breaker import BreakerPolicy, CircuitBreaker
 from crypto.keystore import (
     HsmUnavailable,
     KeyDestroyed,
     KeyDisabled,
-    KeyStore,
-    MasterInfo,
-    MasterKind,
 )
 from crypto.rotation import (
     MAX_AES_GCM_USES,
@@ -115,40 +112,6 @@ def test_disabled_and_destroyed_fail_clearly(store: SoftKeyStore, tmp_path: Path
     with pytest.raises(OpenError):
         reloaded.open(c2[:-1] + bytes([c2[-1] ^ 1]))
     assert b"v1 data" not in (tmp_path / "k.json").read_bytes()
-
-
-class FlakyStore(KeyStore):
-    """Delegates until `down`, then fails like an open breaker."""
-
-    def __init__(self, inner: KeyStore) -> None:
-        self.inner, self.down = inner, False
-        self.breaker = CircuitBreaker(BreakerPolicy(1, 30.0, 1))
-
-    def _check(self) -> None:
-        if self.down:
-            raise HsmUnavailable("HSM circuit breaker is open", retry_after=30.0)
-
-    def derive(self, label: bytes, length: int = 32, *, version: int | None = None) -> bytes:
-        self._check()
-        return self.inner.derive(label, length, version=version)
-
-    def wrap(self, data: bytes, aad: bytes = b"") -> bytes:
-        self._check()
-        return self.inner.wrap(data, aad)
-
-    def unwrap(self, blob: bytes, aad: bytes = b"") -> bytes:
-        self._check()
-        return self.inner.unwrap(blob, aad)
-
-    def masters(self) -> list[MasterInfo]:
-        return self.inner.masters()
-
-    def rotate_master(self, kind: MasterKind) -> int:
-        self._check()
-        return self.inner.rotate_master(kind)
-
-    def close(self) -> None:
-        pass
 
 
 def test_hsm_down_keeps_loaded_keys_working_and_rotation_fails_retryably(
