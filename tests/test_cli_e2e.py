@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import stop_process
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -56,13 +57,7 @@ class Proc:
         self.p.stdin.flush()
 
     def stop(self) -> int:
-        if self.p.poll() is None:
-            self.p.terminate()
-        try:
-            return self.p.wait(10)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return self.p.wait()
+        return stop_process(self.p)
 
 
 @pytest.fixture()

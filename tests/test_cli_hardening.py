@@ -18,6 +18,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from procs import stop_process
 
 from clients.chat import format_message, safe
 from clients.sdk import Message
@@ -87,13 +88,7 @@ class Server:
         raise AssertionError("serve did not start:\n" + "\n".join(self.stdout + self.stderr))
 
     def stop(self) -> int:
-        if self.p.poll() is None:
-            self.p.terminate()
-        try:
-            return self.p.wait(10)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return self.p.wait()
+        return stop_process(self.p)
 
 
 @pytest.fixture()
